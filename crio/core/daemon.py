@@ -1,0 +1,181 @@
+"""Daemon lifecycle: serve the CRI on the unix socket, reload on SIGHUP, stop gracefully on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from grpc import aio
+
+import crio
+from crio.core import logs, proc
+from crio.core.config import Config, ConfigError, effective_notices
+from crio.core.plugins import PluginManager
+from crio.core.runtime_info import RuntimeInfo
+from crio.core.server import socket as crisocket
+from crio.core.server.runtime_info import RuntimeInfoRPCs
+from crio.core.server.services import generic_handlers, implemented_rpcs
+
+log = logging.getLogger(__name__)
+
+# Seconds in-flight RPCs get to finish after SIGTERM/SIGINT before they are cancelled.
+GRACE_PERIOD = 3.0
+# Seconds each plugin's shutdown hook may take.
+PLUGIN_SHUTDOWN_TIMEOUT = 1.0
+
+
+class Daemon:
+    """One crio daemon process: owns the gRPC server, the plugins and the signal handling."""
+
+    def __init__(
+        self, config: Config, plugins: PluginManager, reload: Callable[[], Config] | None = None
+    ) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.reload_config = reload
+        self.info = RuntimeInfo(config, plugins)
+        self.previous_shutdown_clean = False
+        self._stop = asyncio.Event()
+        self._server: aio.Server | None = None
+
+    def families(self) -> list[object]:
+        """The RPC family objects the gRPC server serves."""
+        return [RuntimeInfoRPCs(self.info)]
+
+    async def run(self) -> int:
+        """Serve until SIGTERM/SIGINT; return the process exit code."""
+        loop = asyncio.get_running_loop()
+        listen = self.config.listen
+        crisocket.prepare(listen)
+        proc.become_subreaper()
+        proc.REAPER.install(loop)
+        self.previous_shutdown_clean = self._consume_clean_shutdown_marker()
+        for notice in effective_notices(self.config):
+            log.warning("%s", notice)
+        server = aio.server(
+            options=[
+                ("grpc.max_send_message_length", int(self.config.get("crio.api.grpc_max_send_msg_size"))),
+                ("grpc.max_receive_message_length", int(self.config.get("crio.api.grpc_max_recv_msg_size"))),
+            ]
+        )
+        families = self.families()
+        server.add_generic_rpc_handlers(generic_handlers(families))
+        with crisocket.socket_umask():
+            server.add_insecure_port(f"unix:{listen}")
+            await server.start()
+        crisocket.finish(listen)
+        self._server = server
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._on_stop_signal, signum)
+        loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+        self._write_version_files()
+        log.info(
+            "crio %s serving CRI v1 on %s (implemented: %s)",
+            crio.__version__,
+            listen,
+            ", ".join(implemented_rpcs(families)),
+        )
+        await self._stop.wait()
+        await self.shutdown()
+        return 0
+
+    def request_stop(self) -> None:
+        """Ask the daemon to stop gracefully (what SIGTERM does)."""
+        self._stop.set()
+
+    def _on_stop_signal(self, signum: int) -> None:
+        log.info("received %s: stopping gracefully", signal.Signals(signum).name)
+        self._stop.set()
+
+    def _on_reload_signal(self) -> None:
+        log.info("received SIGHUP: reloading configuration")
+        self.reload()
+
+    def reload(self) -> None:
+        """Re-read the configuration and apply its reloadable keys; keep the old one if it is invalid."""
+        if self.reload_config is None:
+            return
+        try:
+            new = self.reload_config()
+        except ConfigError as exc:
+            log.error("configuration reload failed, keeping the running configuration: %s", exc)
+            return
+        changed, restart = self.config.reloadable_changes(new)
+        for dotted, value in changed.items():
+            table, _, name = dotted.rpartition(".")
+            self.config.values[table][name] = value
+            self.config.sources[dotted] = new.source(dotted)
+            log.info("reloaded %s = %r", dotted, value)
+        if "crio.runtime.log_level" in changed:
+            logs.set_level(self.config.log_level)
+        for dotted in restart:
+            log.warning("%s changed but takes effect only after a restart", dotted)
+        if changed:
+            self.plugins.hook.crio_configure(config=self.config)
+
+    async def shutdown(self) -> None:
+        """Stop serving (in-flight calls get the grace period), release plugins, write the clean marker."""
+        started = time.monotonic()
+        if self._server is not None:
+            await self._server.stop(GRACE_PERIOD)
+        crisocket.remove(self.config.listen)
+        for pending in self.plugins.hook.crio_shutdown():
+            if pending is not None:
+                await _bounded(pending, PLUGIN_SHUTDOWN_TIMEOUT, "plugin shutdown")
+        self._write_clean_shutdown_marker()
+        proc.REAPER.uninstall()
+        log.info("crio stopped cleanly in %.2fs", time.monotonic() - started)
+
+    def _consume_clean_shutdown_marker(self) -> bool:
+        path = str(self.config.get("crio.clean_shutdown_file"))
+        if not path:
+            return False
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            if os.path.exists(str(self.config.get("crio.version_file_persist"))):
+                log.warning("the previous crio did not shut down cleanly (no %s)", path)
+            return False
+        return True
+
+    def _write_clean_shutdown_marker(self) -> None:
+        path = str(self.config.get("crio.clean_shutdown_file"))
+        if path:
+            _write_durably(path, datetime.now(UTC).isoformat() + "\n")
+
+    def _write_version_files(self) -> None:
+        for key in ("crio.version_file", "crio.version_file_persist"):
+            path = str(self.config.get(key))
+            if path:
+                _write_durably(path, crio.__version__ + "\n")
+
+
+async def _bounded(awaitable: Awaitable[object], timeout: float, what: str) -> None:
+    try:
+        await asyncio.wait_for(awaitable, timeout)
+    except TimeoutError:
+        log.warning("%s did not finish within %.1fs", what, timeout)
+    except Exception:
+        log.exception("%s failed", what)
+
+
+def _write_durably(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file, fsync, rename, fsync of the directory)."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

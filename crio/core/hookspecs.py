@@ -1,0 +1,306 @@
+"""The hook specifications: the one contract between the crio core and its plugins.
+
+A plugin is a module (or object) registered through an entry point in the group ``crio.plugins`` whose
+functions are marked with :data:`hookimpl` and named after the specifications below. A plugin implements
+only the hooks it really serves; the core never imports a plugin.
+
+Conventions:
+
+* Hooks marked *firstresult* stop at the first implementation that returns something other than
+  ``None``. A plugin that does not serve the given handler, driver, transport or reference returns
+  ``None`` so the next plugin is asked.
+* Hooks that do I/O return an *awaitable*: the implementation decides synchronously whether it serves
+  the call (``None`` if not) and then returns a coroutine that the core awaits on its event loop.
+  Implementations never block the loop; blocking work goes to an executor.
+* Errors are raised as :mod:`crio.core.errors` exceptions, whose class says the gRPC status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import pluggy
+
+if TYPE_CHECKING:
+    from crio.core.config import Config
+    from crio.core.types import (
+        ContainerBundle,
+        ContainerRuntimeState,
+        ExecResult,
+        ImageReference,
+        NetworkStatus,
+        PodNetworkRequest,
+        PodNetworkResult,
+        RuntimeFeatures,
+        RuntimeHandler,
+        SecurityRequest,
+        StorageContext,
+    )
+
+PROJECT = "crio"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --------------------------------------------------------------------------------------------------
+# Plugin lifecycle
+# --------------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def crio_plugin_unavailable(config: Config) -> str | None:
+    """Say why this plugin cannot work on this host, or ``None`` when it can.
+
+    Called once per plugin, on that plugin alone, right after it is loaded and before any other hook.
+    A returned reason (e.g. "AppArmor is not enabled in the kernel") makes the plugin *skipped*: it is
+    unregistered and ``crio plugins`` shows the reason.
+    """
+
+
+@hookspec
+def crio_configure(config: Config) -> None:
+    """Receive the daemon's effective configuration once all plugins are loaded (and again on SIGHUP).
+
+    Returns nothing. Raise :class:`crio.core.errors.InvalidArgument` to refuse the configuration; the daemon
+    then stops with exit code 1 and the message.
+    """
+
+
+@hookspec
+def crio_shutdown() -> Awaitable[None] | None:
+    """Release what the plugin holds when the daemon stops gracefully. Returns ``None`` or an awaitable."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Runtime handlers (OCI runtimes)
+# --------------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def crio_runtime_features(handler: RuntimeHandler) -> Awaitable[RuntimeFeatures] | None:
+    """Report what ``handler`` supports (recursive read-only mounts, user namespaces, ...).
+
+    firstresult. Returns ``None`` when this plugin does not drive ``handler.runtime_type``; otherwise an
+    awaitable of :class:`crio.core.types.RuntimeFeatures`.
+    """
+
+
+@hookspec(firstresult=True)
+def crio_runtime_create(
+    handler: RuntimeHandler, container: ContainerBundle
+) -> Awaitable[ContainerRuntimeState] | None:
+    """Create ``container`` from its bundle (``config.json`` in ``container.bundle``) under its monitor.
+
+    firstresult; ``None`` if this plugin does not drive ``handler.runtime_type``. The awaitable resolves
+    to the created container's state (status "created" and its pid).
+    """
+
+
+@hookspec(firstresult=True)
+def crio_runtime_start(handler: RuntimeHandler, container: ContainerBundle) -> Awaitable[None] | None:
+    """Start a created container. firstresult; ``None`` if not this plugin's runtime type."""
+
+
+@hookspec(firstresult=True)
+def crio_runtime_kill(
+    handler: RuntimeHandler, container: ContainerBundle, signal: int, all_processes: bool
+) -> Awaitable[None] | None:
+    """Send ``signal`` to the container's init process (or to all its processes when ``all_processes``).
+
+    firstresult; ``None`` if not this plugin's runtime type.
+    """
+
+
+@hookspec(firstresult=True)
+def crio_runtime_delete(
+    handler: RuntimeHandler, container: ContainerBundle, force: bool
+) -> Awaitable[None] | None:
+    """Delete the runtime's state of a stopped (or, with ``force``, any) container.
+
+    firstresult; ``None`` if not this plugin's runtime type. Deleting an unknown container succeeds.
+    """
+
+
+@hookspec(firstresult=True)
+def crio_runtime_state(
+    handler: RuntimeHandler, container: ContainerBundle
+) -> Awaitable[ContainerRuntimeState] | None:
+    """Query the runtime's view of a container. firstresult; ``None`` if not this plugin's runtime type."""
+
+
+@hookspec(firstresult=True)
+def crio_runtime_exec_sync(
+    handler: RuntimeHandler,
+    container: ContainerBundle,
+    command: Sequence[str],
+    timeout: float,
+    output_limit: int,
+) -> Awaitable[ExecResult] | None:
+    """Run ``command`` in the container and wait for it, at most ``timeout`` seconds (0: no limit).
+
+    Each of stdout and stderr is captured up to ``output_limit`` bytes. On timeout the exec'd process is
+    killed and :class:`crio.core.errors.DeadlineExceeded` is raised. firstresult; ``None`` if not this
+    plugin's runtime type.
+    """
+
+
+@hookspec(firstresult=True)
+def crio_runtime_update(
+    handler: RuntimeHandler, container: ContainerBundle, resources: Mapping[str, Any]
+) -> Awaitable[None] | None:
+    """Apply new OCI ``linux.resources`` to a running container. firstresult; ``None`` if not ours."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Storage drivers (containers/storage graph drivers)
+# --------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def crio_storage_driver_names() -> Sequence[str]:
+    """Return the containers/storage driver names this plugin implements (e.g. ``["overlay"]``).
+
+    Results of all plugins are concatenated; the first name a plugin lists is preferred when the config
+    leaves ``storage_driver`` empty.
+    """
+
+
+@hookspec(firstresult=True)
+def crio_storage_create_layer(
+    ctx: StorageContext, layer_id: str, parent_id: str | None, read_only: bool
+) -> Awaitable[Path] | None:
+    """Create an empty layer on top of ``parent_id`` and return the directory to extract its diff into.
+
+    firstresult; ``None`` if ``ctx.driver`` is not this plugin's.
+    """
+
+
+@hookspec(firstresult=True)
+def crio_storage_apply_diff(
+    ctx: StorageContext, layer_id: str, parent_id: str | None, diff: BinaryIO
+) -> Awaitable[int] | None:
+    """Apply an uncompressed layer tar stream to ``layer_id`` and return its size in bytes.
+
+    The driver owns the representation of whiteouts. Entries that would land outside the layer are refused
+    with :class:`crio.core.errors.InvalidArgument`. firstresult; ``None`` if not this plugin's driver.
+    """
+
+
+@hookspec(firstresult=True)
+def crio_storage_mount(
+    ctx: StorageContext, layer_id: str, lower_ids: Sequence[str], mount_label: str
+) -> Awaitable[Path] | None:
+    """Mount the layer (with its parents ``lower_ids``, nearest first) and return the mount point.
+
+    firstresult; ``None`` if not this plugin's driver.
+    """
+
+
+@hookspec(firstresult=True)
+def crio_storage_unmount(ctx: StorageContext, layer_id: str) -> Awaitable[None] | None:
+    """Unmount a layer mounted by :func:`crio_storage_mount`. firstresult; ``None`` if not ours."""
+
+
+@hookspec(firstresult=True)
+def crio_storage_remove_layer(ctx: StorageContext, layer_id: str) -> Awaitable[None] | None:
+    """Delete a layer's data. Removing an absent layer succeeds. firstresult; ``None`` if not ours."""
+
+
+@hookspec(firstresult=True)
+def crio_storage_layer_size(ctx: StorageContext, layer_id: str) -> Awaitable[tuple[int, int]] | None:
+    """Return ``(bytes, inodes)`` used by the layer's own data. firstresult; ``None`` if not ours."""
+
+
+@hookspec(firstresult=True)
+def crio_storage_shutdown(ctx: StorageContext) -> Awaitable[None] | None:
+    """Shut the driver down cleanly; called only when no container filesystem is mounted.
+
+    firstresult; ``None`` if not this plugin's driver.
+    """
+
+
+# --------------------------------------------------------------------------------------------------
+# Image transports
+# --------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def crio_image_transports() -> Sequence[str]:
+    """Return the transport names this plugin serves (``docker``, ``oci``, ``oci-archive``, ...).
+
+    Results of all plugins are concatenated.
+    """
+
+
+@hookspec(firstresult=True)
+def crio_image_open(reference: ImageReference, options: Mapping[str, Any]) -> Awaitable[Any] | None:
+    """Open an image source for ``reference`` (registry auth, registries.conf view, deadline in ``options``).
+
+    The awaitable resolves to an image source object offering ``manifest()``, ``config()`` and
+    ``blob(digest)`` coroutines and ``close()``. firstresult; ``None`` if not this plugin's transport.
+    """
+
+
+# --------------------------------------------------------------------------------------------------
+# Network managers
+# --------------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def crio_network_status() -> NetworkStatus | None:
+    """Report whether pod networking is ready (the CRI NetworkReady condition).
+
+    firstresult. Cheap and non-blocking: called on every Status RPC. ``None`` when this plugin manages
+    no network.
+    """
+
+
+@hookspec(firstresult=True)
+def crio_network_setup(request: PodNetworkRequest) -> Awaitable[PodNetworkResult] | None:
+    """Attach a pod's network namespace (``request.netns_path``) to the pod network.
+
+    firstresult; the awaitable resolves to the pod's addresses. A failure leaves nothing attached.
+    """
+
+
+@hookspec(firstresult=True)
+def crio_network_teardown(request: PodNetworkRequest) -> Awaitable[None] | None:
+    """Detach a pod from the network and release its addresses. Idempotent. firstresult."""
+
+
+@hookspec(firstresult=True)
+def crio_network_pod_status(request: PodNetworkRequest) -> Awaitable[PodNetworkResult] | None:
+    """Return the addresses currently held by a pod. firstresult."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Security (seccomp, AppArmor, SELinux, ...)
+# --------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def crio_security_validate(request: SecurityRequest) -> None:
+    """Check the security settings of a pod or container request before anything is created.
+
+    Every security plugin is called. Raise :class:`crio.core.errors.InvalidArgument` (or ``NotFound`` for
+    a missing profile) to refuse the request.
+    """
+
+
+@hookspec
+def crio_security_adjust_spec(request: SecurityRequest, spec: dict[str, Any]) -> None:
+    """Adjust the generated OCI runtime spec ``spec`` in place (seccomp filter, AppArmor profile, labels).
+
+    Every security plugin is called, in registration order.
+    """
+
+
+@hookspec
+def crio_security_features() -> Mapping[str, Any]:
+    """Report this plugin's security features (e.g. ``{"seccomp": {"enabled": True}}``) for Status info.
+
+    Results of all plugins are merged.
+    """
