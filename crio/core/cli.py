@@ -100,6 +100,14 @@ def run_daemon(config: configmod.Config, reload: Callable[[], configmod.Config])
         plugins.hook.crio_configure(config=config)
     except CrioError as exc:
         _fail(f"a plugin refused the configuration: {exc}")
+    served = {t for types in plugins.hook.crio_runtime_types() for t in types}
+    for name, table in config.runtimes.items():
+        if table["runtime_type"] not in served:
+            dotted = f"crio.runtime.runtimes.{name}.runtime_type"
+            _fail(
+                f"invalid configuration: {config.source(dotted)}: {dotted}: no loaded plugin drives "
+                f"runtime type {table['runtime_type']!r} (served: {', '.join(sorted(served)) or 'none'})"
+            )
     try:
         return asyncio.run(Daemon(config, plugins, reload).run())
     except SocketInUse as exc:

@@ -267,7 +267,9 @@ KEYS: tuple[Key, ...] = (
 # Keys of one [crio.runtime.runtimes.NAME] table.
 RUNTIME_KEYS: tuple[Key, ...] = (
     _k(RUNTIMES_TABLE, "runtime_path", STR, "", "Runtime binary; empty finds NAME on PATH.", path=PATH_EXEC),
-    _k(RUNTIMES_TABLE, "runtime_type", STR, "oci", "Which plugin drives this runtime.", choices=("oci",)),
+    _k(
+        RUNTIMES_TABLE, "runtime_type", STR, "oci", "Runtime type; a loaded plugin must serve it (runc: oci)."
+    ),
     _k(
         RUNTIMES_TABLE, "runtime_root", STR, "", "The runtime's --root state directory; empty is its default."
     ),

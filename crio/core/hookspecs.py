@@ -79,6 +79,15 @@ def crio_shutdown() -> Awaitable[None] | None:
 # --------------------------------------------------------------------------------------------------
 
 
+@hookspec
+def crio_runtime_types() -> Sequence[str]:
+    """Return the ``runtime_type`` values this plugin drives (the runc plugin: ``["oci"]``).
+
+    Results of all plugins are concatenated; the daemon refuses to start when a configured runtime handler
+    has a type no loaded plugin drives.
+    """
+
+
 @hookspec(firstresult=True)
 def crio_runtime_features(handler: RuntimeHandler) -> Awaitable[RuntimeFeatures] | None:
     """Report what ``handler`` supports (recursive read-only mounts, user namespaces, ...).

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -45,7 +45,9 @@ def bridge_conflist(name: str = "crio-test") -> dict[str, object]:
 class CrioProcess:
     """A crio daemon started for one test, with every path under a temporary directory."""
 
-    def __init__(self, base: Path, extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, base: Path, extra_args: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.base = base
         self.socket = str(base / "run" / "crio.sock")
         self.cni_dir = base / "cni"
@@ -58,7 +60,8 @@ class CrioProcess:
             f'version_file = "{base}/run/version"\nversion_file_persist = "{base}/lib/version"\n'
             f'clean_shutdown_file = "{base}/lib/clean.shutdown"\n'
             f'[crio.api]\nlisten = "{self.socket}"\n'
-            f'[crio.runtime]\ncontainer_exits_dir = "{base}/exits"\ncontainer_attach_socket_dir = "{base}/att"\n'
+            f'[crio.runtime]\ncontainer_exits_dir = "{base}/exits"\n'
+            f'container_attach_socket_dir = "{base}/att"\n'
             f'namespaces_dir = "{base}/ns"\n'
             f'[crio.network]\nnetwork_dir = "{self.cni_dir}"\nplugin_dirs = ["{CNI_PLUGIN_DIR}"]\n'
         )
@@ -70,7 +73,14 @@ class CrioProcess:
 
     def args(self) -> list[str]:
         """The daemon's command line."""
-        return [CRIO, "--config", str(self.config_file), "--config-dir", str(self.config_dir), *self.extra_args]
+        return [
+            CRIO,
+            "--config",
+            str(self.config_file),
+            "--config-dir",
+            str(self.config_dir),
+            *self.extra_args,
+        ]
 
     def start(self, timeout: float = 20.0) -> CrioProcess:
         """Start the daemon and wait until its socket answers."""
@@ -138,23 +148,25 @@ def _version_request() -> object:
     return api_pb2.VersionRequest(version="v1")
 
 
+CrioFactory = Callable[..., CrioProcess]
+
+
 @pytest.fixture
-def crio_factory(tmp_path: Path) -> Iterator[type[CrioProcess]]:
-    """Build daemons under ``tmp_path``; every daemon started is stopped at the end of the test."""
-    started: list[CrioProcess] = []
+def crio_factory(tmp_path: Path) -> Iterator[CrioFactory]:
+    """Build daemons under ``tmp_path``; every daemon built is stopped at the end of the test."""
+    built: list[CrioProcess] = []
 
-    class Factory(CrioProcess):
-        def __init__(self, extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> None:
-            super().__init__(tmp_path, extra_args, env)
-            started.append(self)
+    def make(extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> CrioProcess:
+        built.append(CrioProcess(tmp_path, extra_args, env))
+        return built[-1]
 
-    yield Factory  # type: ignore[misc]
-    for daemon in started:
+    yield make
+    for daemon in built:
         daemon.stop()
 
 
 @pytest.fixture
-def crio_daemon(crio_factory: type[CrioProcess]) -> CrioProcess:
+def crio_daemon(crio_factory: CrioFactory) -> CrioProcess:
     """A running daemon with a usable CNI network configuration."""
     daemon = crio_factory()
     (daemon.cni_dir / "10-crio-test.conflist").write_text(json.dumps(bridge_conflist()))
@@ -169,8 +181,18 @@ def hello_plugin_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     build = tmp_path_factory.mktemp("hello-build")
     shutil.copytree(source, build / "src")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(build / "src")],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(build / "src"),
+        ],
         check=True,
     )
     return str(target)

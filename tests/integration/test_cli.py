@@ -12,7 +12,9 @@ BUILT_INS = ("runc", "storage_overlay", "storage_vfs", "cni", "seccomp", "apparm
 
 
 def crio(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CRIO, *args], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [CRIO, *args], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
+    )
 
 
 def test_config_round_trip(tmp_path: Path) -> None:
@@ -20,7 +22,9 @@ def test_config_round_trip(tmp_path: Path) -> None:
     empty.mkdir()
     base = tmp_path / "crio.conf"
     base.write_text('[crio.runtime.runtimes.crun]\nruntime_path = "/usr/bin/crun"\n')
-    first = crio("--config", str(base), "--config-dir", str(empty), "--debug", "--listen", "/run/x.sock", "config")
+    first = crio(
+        "--config", str(base), "--config-dir", str(empty), "--debug", "--listen", "/run/x.sock", "config"
+    )
     assert first.returncode == 0, first.stderr
     saved = tmp_path / "saved.conf"
     saved.write_text(first.stdout)
@@ -36,7 +40,7 @@ def test_bad_config_stops_start_up_naming_file_and_key(tmp_path: Path) -> None:
     empty = tmp_path / "empty.d"
     empty.mkdir()
     bad = tmp_path / "bad.conf"
-    bad.write_text('[crio.runtime]\nlog_level = 3\n')
+    bad.write_text("[crio.runtime]\nlog_level = 3\n")
     result = crio("--config", str(bad), "--config-dir", str(empty))
     assert result.returncode == 1
     assert f"{bad}: crio.runtime.log_level: expected a string, got integer 3" in result.stderr
@@ -57,11 +61,20 @@ def test_unusable_runtime_path_stops_start_up(tmp_path: Path) -> None:
     empty.mkdir()
     conf = tmp_path / "crio.conf"
     conf.write_text(f'[crio]\nroot = "{tmp_path}/r"\nrunroot = "{tmp_path}/rr"\n')
-    result = crio("--config", str(conf), "--config-dir", str(empty), "--runtime", "/no/such/runc",
-                  "--listen", str(tmp_path / "s.sock"))
+    result = crio(
+        "--config",
+        str(conf),
+        "--config-dir",
+        str(empty),
+        "--runtime",
+        "/no/such/runc",
+        "--listen",
+        str(tmp_path / "s.sock"),
+    )
     assert result.returncode == 1
-    assert "--runtime: crio.runtime.runtimes.runc.runtime_path: '/no/such/runc' is not an executable file" in (
-        result.stderr
+    assert (
+        "--runtime: crio.runtime.runtimes.runc.runtime_path: '/no/such/runc' is not an executable file"
+        in (result.stderr)
     )
     assert not (tmp_path / "s.sock").exists()
 
@@ -70,8 +83,14 @@ def test_plugins_lists_built_ins_and_the_test_plugin(hello_plugin_path: str, tmp
     empty = tmp_path / "empty.d"
     empty.mkdir()
     (tmp_path / "c.conf").write_text("")
-    result = crio("--config", str(tmp_path / "c.conf"), "--config-dir", str(empty), "plugins",
-                  env={"PYTHONPATH": hello_plugin_path})
+    result = crio(
+        "--config",
+        str(tmp_path / "c.conf"),
+        "--config-dir",
+        str(empty),
+        "plugins",
+        env={"PYTHONPATH": hello_plugin_path},
+    )
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:]}
     for name in BUILT_INS:
@@ -82,7 +101,14 @@ def test_plugins_lists_built_ins_and_the_test_plugin(hello_plugin_path: str, tmp
     assert "AppArmor is not enabled" in result.stdout or rows["apparmor"] == "loaded"
     disabled = tmp_path / "off.conf"
     disabled.write_text('[crio.plugins]\ndisabled = ["hello"]\n')
-    result = crio("--config", str(disabled), "--config-dir", str(empty), "plugins", env={"PYTHONPATH": hello_plugin_path})
+    result = crio(
+        "--config",
+        str(disabled),
+        "--config-dir",
+        str(empty),
+        "plugins",
+        env={"PYTHONPATH": hello_plugin_path},
+    )
     assert "listed in crio.plugins.disabled" in result.stdout
 
 
@@ -90,3 +116,19 @@ def test_ocid_is_an_alias() -> None:
     ocid = Path(CRIO).with_name("ocid")
     result = subprocess.run([str(ocid), "--version"], capture_output=True, text=True, check=True)
     assert result.stdout.startswith("crio, version")
+
+
+def test_runtime_type_without_a_plugin_stops_start_up(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.d"
+    empty.mkdir()
+    conf = tmp_path / "crio.conf"
+    conf.write_text(
+        f'[crio]\nroot = "{tmp_path}/r"\nrunroot = "{tmp_path}/rr"\n'
+        f'[crio.api]\nlisten = "{tmp_path}/s.sock"\n'
+        '[crio.runtime.runtimes.vm]\nruntime_path = "/bin/true"\nruntime_type = "vm"\n'
+    )
+    result = crio("--config", str(conf), "--config-dir", str(empty))
+    assert result.returncode == 1
+    assert f"{conf}: crio.runtime.runtimes.vm.runtime_type: no loaded plugin drives runtime type 'vm'" in (
+        result.stderr
+    )

@@ -16,7 +16,7 @@ import pytest
 
 from crio.core.api import api_pb2 as pb
 
-from .conftest import CRIO, CrioProcess, bridge_conflist
+from .conftest import CRIO, CrioFactory, CrioProcess, bridge_conflist
 
 
 def conditions(daemon: CrioProcess) -> dict[str, pb.RuntimeCondition]:
@@ -28,9 +28,10 @@ def test_version(crio_daemon: CrioProcess) -> None:
     response = crio_daemon.runtime().Version(pb.VersionRequest(version="v1"), timeout=10)
     assert response.runtime_name == "crio"
     assert response.runtime_api_version == "v1"
-    assert response.runtime_version == subprocess.run(
-        [CRIO, "--version"], capture_output=True, text=True, check=True
-    ).stdout.split()[-1]
+    assert (
+        response.runtime_version
+        == subprocess.run([CRIO, "--version"], capture_output=True, text=True, check=True).stdout.split()[-1]
+    )
 
 
 def test_status_and_runtime_config(crio_daemon: CrioProcess) -> None:
@@ -63,7 +64,7 @@ def test_unimplemented_rpcs_name_themselves(crio_daemon: CrioProcess) -> None:
     assert "StreamContainers" in (err.value.details() or "")
 
 
-def test_network_ready_follows_the_cni_directory(crio_factory: type[CrioProcess]) -> None:
+def test_network_ready_follows_the_cni_directory(crio_factory: CrioFactory) -> None:
     daemon = crio_factory().start()
     network = conditions(daemon)["NetworkReady"]
     assert network.status is False
@@ -91,7 +92,7 @@ def test_second_daemon_on_a_live_socket_exits_1(crio_daemon: CrioProcess) -> Non
     assert crio_daemon.runtime().Version(pb.VersionRequest(), timeout=10).runtime_name == "crio"
 
 
-def test_stale_socket_is_replaced(crio_factory: type[CrioProcess]) -> None:
+def test_stale_socket_is_replaced(crio_factory: CrioFactory) -> None:
     daemon = crio_factory()
     os.makedirs(os.path.dirname(daemon.socket), exist_ok=True)
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -101,7 +102,7 @@ def test_stale_socket_is_replaced(crio_factory: type[CrioProcess]) -> None:
     assert daemon.runtime().Version(pb.VersionRequest(), timeout=10).runtime_name == "crio"
 
 
-def test_a_regular_file_in_the_socket_path_is_not_replaced(crio_factory: type[CrioProcess]) -> None:
+def test_a_regular_file_in_the_socket_path_is_not_replaced(crio_factory: CrioFactory) -> None:
     daemon = crio_factory()
     os.makedirs(os.path.dirname(daemon.socket), exist_ok=True)
     Path(daemon.socket).write_text("precious")
@@ -124,7 +125,7 @@ def test_graceful_stop(crio_daemon: CrioProcess, signum: int) -> None:
     assert "stopped cleanly" in crio_daemon.log()
 
 
-def test_unclean_stop_is_noticed(crio_factory: type[CrioProcess]) -> None:
+def test_unclean_stop_is_noticed(crio_factory: CrioFactory) -> None:
     daemon = crio_factory().start()
     daemon.signal(signal.SIGKILL)
     daemon.wait(timeout=5)
@@ -133,12 +134,14 @@ def test_unclean_stop_is_noticed(crio_factory: type[CrioProcess]) -> None:
     assert "did not shut down cleanly" in again.log()
 
 
-def test_sighup_reloads_log_level(crio_factory: type[CrioProcess]) -> None:
+def test_sighup_reloads_log_level(crio_factory: CrioFactory) -> None:
     daemon = crio_factory()
     daemon.start()
     daemon.runtime().Version(pb.VersionRequest(), timeout=10)
     assert "rpc method=Version" not in daemon.log()  # info level: no per-RPC lines
-    (daemon.config_dir / "50-debug.conf").write_text('[crio.runtime]\nlog_level = "debug"\n[crio]\nroot = "/elsewhere"\n')
+    (daemon.config_dir / "50-debug.conf").write_text(
+        '[crio.runtime]\nlog_level = "debug"\n[crio]\nroot = "/elsewhere"\n'
+    )
     daemon.signal(signal.SIGHUP)
     deadline = time.monotonic() + 10
     while "reloaded crio.runtime.log_level" not in daemon.log() and time.monotonic() < deadline:
@@ -157,7 +160,7 @@ def test_sighup_reloads_log_level(crio_factory: type[CrioProcess]) -> None:
     assert daemon.runtime().Version(pb.VersionRequest(), timeout=10).runtime_name == "crio"
 
 
-def test_out_of_tree_plugin_hook_is_called(crio_factory: type[CrioProcess], hello_plugin_path: str) -> None:
+def test_out_of_tree_plugin_hook_is_called(crio_factory: CrioFactory, hello_plugin_path: str) -> None:
     daemon = crio_factory(env={"PYTHONPATH": hello_plugin_path}).start()
     response = daemon.runtime().Status(pb.StatusRequest(verbose=True), timeout=10)
     features = json.loads(response.info["securityFeatures"])

@@ -27,6 +27,12 @@ async def _features(handler: RuntimeHandler) -> RuntimeFeatures:
 
 
 @hookimpl
+def crio_runtime_types() -> list[str]:
+    """This plugin drives runc-compatible CLIs: runtime type "oci"."""
+    return [RUNTIME_TYPE]
+
+
+@hookimpl
 def crio_runtime_features(handler: RuntimeHandler) -> Awaitable[RuntimeFeatures] | None:
     """Report the features of an "oci" handler from ``<runtime> features``."""
     if handler.runtime_type != RUNTIME_TYPE:
