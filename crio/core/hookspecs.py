@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -30,9 +30,11 @@ if TYPE_CHECKING:
         ContainerRuntimeState,
         ExecResult,
         ImageReference,
+        ImageSource,
         NetworkStatus,
         PodNetworkRequest,
         PodNetworkResult,
+        PullOptions,
         RuntimeFeatures,
         RuntimeHandler,
         SecurityRequest,
@@ -165,6 +167,10 @@ def crio_runtime_update(
 
 # --------------------------------------------------------------------------------------------------
 # Storage drivers (containers/storage graph drivers)
+#
+# The core owns the store's records, locks, mount counts and layer extraction; a driver owns its directory
+# layout and mounts. Storage hooks are synchronous: the core calls them from worker threads, never from the
+# event loop, so they may block.
 # --------------------------------------------------------------------------------------------------
 
 
@@ -172,63 +178,67 @@ def crio_runtime_update(
 def crio_storage_driver_names() -> Sequence[str]:
     """Return the containers/storage driver names this plugin implements (e.g. ``["overlay"]``).
 
-    Results of all plugins are concatenated; the first name a plugin lists is preferred when the config
-    leaves ``storage_driver`` empty.
+    Results of all plugins are concatenated, in plugin order; when the config leaves ``storage_driver``
+    empty the core takes the first name whose plugin is loaded (overlay before vfs).
     """
 
 
 @hookspec(firstresult=True)
-def crio_storage_create_layer(
-    ctx: StorageContext, layer_id: str, parent_id: str | None, read_only: bool
-) -> Awaitable[Path] | None:
-    """Create an empty layer on top of ``parent_id`` and return the directory to extract its diff into.
+def crio_storage_init(ctx: StorageContext) -> bool | None:
+    """Prepare the driver's home (``<graphroot>/<driver>``) and run home; return True.
 
-    firstresult; ``None`` if ``ctx.driver`` is not this plugin's.
+    firstresult; ``None`` if ``ctx.driver`` is not this plugin's. Raise
+    :class:`crio.core.errors.InvalidArgument` for a bad driver option in ``ctx.options``.
     """
 
 
 @hookspec(firstresult=True)
-def crio_storage_apply_diff(
-    ctx: StorageContext, layer_id: str, parent_id: str | None, diff: BinaryIO
-) -> Awaitable[int] | None:
-    """Apply an uncompressed layer tar stream to ``layer_id`` and return its size in bytes.
+def crio_storage_diff_format(ctx: StorageContext) -> str | None:
+    """Say how layer diffs are laid down in the directory returned by :func:`crio_storage_create_layer`.
 
-    The driver owns the representation of whiteouts. Entries that would land outside the layer are refused
-    with :class:`crio.core.errors.InvalidArgument`. firstresult; ``None`` if not this plugin's driver.
+    ``"overlay"``: whiteouts become 0:0 character devices and opaque directories get the overlay opaque
+    xattr (the layer holds only its own changes); ``"apply"``: whiteouts are executed (the directory already
+    holds a full copy of the parent). firstresult; ``None`` if not this plugin's driver.
+    """
+
+
+@hookspec(firstresult=True)
+def crio_storage_create_layer(ctx: StorageContext, layer_id: str, parent_id: str | None) -> Path | None:
+    """Create the driver's directories for a new layer on top of ``parent_id``.
+
+    Returns the directory the layer's diff is extracted into (overlay: ``<id>/diff``; vfs: a copy of the
+    parent's tree). A layer that exists already is an error. firstresult; ``None`` if not this driver.
     """
 
 
 @hookspec(firstresult=True)
 def crio_storage_mount(
-    ctx: StorageContext, layer_id: str, lower_ids: Sequence[str], mount_label: str
-) -> Awaitable[Path] | None:
-    """Mount the layer (with its parents ``lower_ids``, nearest first) and return the mount point.
+    ctx: StorageContext, layer_id: str, mount_label: str, options: Sequence[str]
+) -> Path | None:
+    """Mount the layer with all its parents and return the mount point.
 
-    firstresult; ``None`` if not this plugin's driver.
+    Called by the core only when the layer's mount count goes from 0 to 1. firstresult; ``None`` if not ours.
     """
 
 
 @hookspec(firstresult=True)
-def crio_storage_unmount(ctx: StorageContext, layer_id: str) -> Awaitable[None] | None:
-    """Unmount a layer mounted by :func:`crio_storage_mount`. firstresult; ``None`` if not ours."""
+def crio_storage_unmount(ctx: StorageContext, layer_id: str) -> bool | None:
+    """Unmount a layer (its mount count reached 0); return True. firstresult; ``None`` if not ours."""
 
 
 @hookspec(firstresult=True)
-def crio_storage_remove_layer(ctx: StorageContext, layer_id: str) -> Awaitable[None] | None:
-    """Delete a layer's data. Removing an absent layer succeeds. firstresult; ``None`` if not ours."""
+def crio_storage_remove_layer(ctx: StorageContext, layer_id: str) -> bool | None:
+    """Delete a layer's directories; return True (also for an absent layer). firstresult; ``None`` if not ours."""
 
 
 @hookspec(firstresult=True)
-def crio_storage_layer_size(ctx: StorageContext, layer_id: str) -> Awaitable[tuple[int, int]] | None:
+def crio_storage_layer_size(ctx: StorageContext, layer_id: str) -> tuple[int, int] | None:
     """Return ``(bytes, inodes)`` used by the layer's own data. firstresult; ``None`` if not ours."""
 
 
 @hookspec(firstresult=True)
-def crio_storage_shutdown(ctx: StorageContext) -> Awaitable[None] | None:
-    """Shut the driver down cleanly; called only when no container filesystem is mounted.
-
-    firstresult; ``None`` if not this plugin's driver.
-    """
+def crio_storage_shutdown(ctx: StorageContext) -> bool | None:
+    """Release the driver (unmount its home); called only when no layer is mounted. firstresult."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -245,11 +255,11 @@ def crio_image_transports() -> Sequence[str]:
 
 
 @hookspec(firstresult=True)
-def crio_image_open(reference: ImageReference, options: Mapping[str, Any]) -> Awaitable[Any] | None:
-    """Open an image source for ``reference`` (registry auth, registries.conf view, deadline in ``options``).
+def crio_image_open(reference: ImageReference, options: PullOptions) -> Awaitable[ImageSource] | None:
+    """Open an image source for ``reference`` (credentials and registries view in ``options``).
 
-    The awaitable resolves to an image source object offering ``manifest()``, ``config()`` and
-    ``blob(digest)`` coroutines and ``close()``. firstresult; ``None`` if not this plugin's transport.
+    The awaitable resolves to a :class:`crio.core.types.ImageSource`. firstresult; ``None`` if
+    ``reference.transport`` is not this plugin's.
     """
 
 

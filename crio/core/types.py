@@ -5,10 +5,10 @@ Plugins see these types and ``crio.core.hookspecs`` only: never the gRPC layer, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -118,10 +118,66 @@ class PodNetworkResult:
 
 @dataclass(frozen=True)
 class ImageReference:
-    """A parsed transport reference, e.g. transport "docker" and name "registry.k8s.io/pause:3.10"."""
+    """A transport reference.
+
+    Transport "docker" with a normalized name ("registry.k8s.io/pause:3.10"); "oci" with "/layout/dir:tag";
+    "oci-archive" and "docker-archive" with "/path/file.tar[:reference]".
+    """
 
     transport: str
     name: str
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    """Credentials for one registry: basic (username/password), a pre-encoded ``auth``, or tokens."""
+
+    username: str = ""
+    password: str = ""
+    auth: str = ""  # base64("user:password"), as in auth.json and the CRI AuthConfig
+    identity_token: str = ""  # an OAuth2 refresh token
+    registry_token: str = ""  # a bearer token sent as is
+
+
+@dataclass(frozen=True)
+class PullOptions:
+    """What a transport needs besides the reference.
+
+    ``auth``: credentials from the request (they win); ``auth_file``: an auth.json to consult otherwise;
+    ``registries_conf``: the containers-registries.conf path for prefix → location remaps and ``insecure``;
+    ``timeout``: seconds left of the client's deadline (None: no deadline).
+    """
+
+    auth: RegistryAuth | None = None
+    auth_file: str = ""
+    registries_conf: str = ""
+    timeout: float | None = None
+
+
+class ImageSource(Protocol):
+    """An opened image: its manifests and blobs, raw. The core verifies every digest and size."""
+
+    @property
+    def description(self) -> str:
+        """Where the image actually comes from (e.g. the mirror URL), for logs and errors only."""
+        ...
+
+    async def get_manifest(self, digest: str | None = None) -> tuple[bytes, str]:
+        """Return the raw manifest bytes and their media type.
+
+        ``digest`` None: the manifest (or index/list) the reference names by tag or digest; otherwise the
+        manifest with that digest in the same repository. Raises NotFound / InvalidArgument (over 4 MiB,
+        schema 1) / Unavailable (server errors).
+        """
+        ...
+
+    def get_blob(self, digest: str, size: int) -> AsyncIterator[bytes]:
+        """Stream a blob's raw bytes (``size`` -1 when unknown)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and temporary files."""
+        ...
 
 
 @dataclass(frozen=True)
