@@ -228,7 +228,7 @@ def crio_storage_unmount(ctx: StorageContext, layer_id: str) -> bool | None:
 
 @hookspec(firstresult=True)
 def crio_storage_remove_layer(ctx: StorageContext, layer_id: str) -> bool | None:
-    """Delete a layer's directories; return True (also for an absent layer). firstresult; ``None`` if not ours."""
+    """Delete a layer's directories (an absent layer is fine); return True. firstresult."""
 
 
 @hookspec(firstresult=True)
