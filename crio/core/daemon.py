@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from grpc import aio
 
@@ -18,6 +19,7 @@ from crio.core.config import Config, ConfigError, effective_notices
 from crio.core.plugins import PluginManager
 from crio.core.runtime_info import RuntimeInfo
 from crio.core.server import socket as crisocket
+from crio.core.server.fsinfo import GraphRootFsInfo
 from crio.core.server.runtime_info import RuntimeInfoRPCs
 from crio.core.server.services import generic_handlers, implemented_rpcs
 
@@ -45,7 +47,7 @@ class Daemon:
 
     def families(self) -> list[object]:
         """The RPC family objects the gRPC server serves."""
-        return [RuntimeInfoRPCs(self.info)]
+        return [RuntimeInfoRPCs(self.info), GraphRootFsInfo(Path(str(self.config.get("crio.root"))))]
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT; return the process exit code."""
