@@ -18,6 +18,16 @@ DEBIAN_PACKAGES=(
     conmon
     containernetworking-plugins
     iptables
+    catatonit
+)
+# Only with --test: the local registry and fixture tools, and podman/skopeo for the interoperability tests.
+TEST_DEBIAN_PACKAGES=(
+    docker-registry
+    skopeo
+    podman
+    umoci
+    openssl
+    curl
 )
 readonly MIN_PYTHON=3.11
 readonly EXTRAS=seccomp,apparmor,selinux
@@ -68,6 +78,7 @@ if [[ -r /etc/os-release ]]; then
 fi
 
 # --- 1. Debian packages ------------------------------------------------------------------------------
+((with_test)) && DEBIAN_PACKAGES+=("${TEST_DEBIAN_PACKAGES[@]}")
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$pkg")

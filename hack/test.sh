@@ -88,6 +88,10 @@ step "lint: ruff check ."
 step "types: mypy crio tests"
 "$VENV/mypy" crio tests || fail "mypy"
 
+step "fixtures: local registry on 127.0.0.1:5000 and the test images (hack/images/build.sh)"
+bash "$REPO_ROOT/hack/registry.sh" start || fail "registry"
+bash "$REPO_ROOT/hack/images/build.sh" || fail "test images"
+
 step "unit tests: pytest -q tests/unit"
 run_pytest tests/unit 1
 
@@ -107,6 +111,9 @@ log_dir = "$TMP/logs"
 version_file = "$TMP/run/version"
 version_file_persist = "$TMP/lib/version"
 clean_shutdown_file = "$TMP/lib/clean.shutdown"
+
+[crio.image]
+registries_conf = "$REPO_ROOT/tests/testdata/registries.conf"
 
 [crio.runtime]
 container_exits_dir = "$TMP/exits"
@@ -150,6 +157,16 @@ for name in ("RuntimeReady", "NetworkReady"):
     print(f"{name}: {c.get('status')} {c.get('reason', '')} {c.get('message', '')}".rstrip())
 sys.exit(0 if conditions.get("RuntimeReady", {}).get("status") is True else 1)
 EOF
+
+step "crictl: pull, images, inspecti, imagefsinfo, rmi"
+image=registry.k8s.io/e2e-test-images/busybox:1.29-2
+crictl pull "$image" || fail "crictl pull $image"
+crictl images | grep -Eq '^registry.k8s.io/e2e-test-images/busybox[[:space:]]+1.29-2[[:space:]]' ||
+    fail "crictl images does not list $image"
+crictl inspecti "$image" | grep -q '"repoTags"' || fail "crictl inspecti $image"
+crictl imagefsinfo | grep -q '"usedBytes"' || fail "crictl imagefsinfo"
+crictl rmi "$image" || fail "crictl rmi $image"
+crictl images -q "$image" | grep -q . && fail "crictl rmi left $image behind"
 
 step "critest: hack/critest.sh"
 bash "$REPO_ROOT/hack/critest.sh" "$socket" || fail "critest"

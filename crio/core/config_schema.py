@@ -186,7 +186,6 @@ KEYS: tuple[Key, ...] = (
         "registry.k8s.io/pause:3.10",
         "Image of the pod infrastructure container (built offline at first start).",
         reloadable=True,
-        pending="3",
     ),
     _k(
         "crio.image",
@@ -205,7 +204,6 @@ KEYS: tuple[Key, ...] = (
         "auth.json with registry credentials.",
         path=PATH_FILE,
         reloadable=True,
-        pending="3",
     ),
     _k(
         "crio.image",
@@ -225,7 +223,6 @@ KEYS: tuple[Key, ...] = (
         "containers-registries.conf v2 file (a crio extension of CRI-O's [crio.image] table).",
         path=PATH_ANY,
         reloadable=True,
-        pending="3",
     ),
     _k(
         "crio.image",
@@ -234,7 +231,6 @@ KEYS: tuple[Key, ...] = (
         [],
         "Images never garbage collected.",
         reloadable=True,
-        pending="3",
     ),
     # [crio.network]
     _k(

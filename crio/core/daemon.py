@@ -16,12 +16,17 @@ from grpc import aio
 import crio
 from crio.core import logs, proc
 from crio.core.config import Config, ConfigError, effective_notices
+from crio.core.images.pause import ensure_pause_image
+from crio.core.images.service import ImageService
 from crio.core.plugins import PluginManager
 from crio.core.runtime_info import RuntimeInfo
 from crio.core.server import socket as crisocket
-from crio.core.server.fsinfo import GraphRootFsInfo
+from crio.core.server.images import ImageRPCs
 from crio.core.server.runtime_info import RuntimeInfoRPCs
 from crio.core.server.services import generic_handlers, implemented_rpcs
+from crio.core.storage.store import Store
+from crio.core.storage_setup import choose_driver
+from crio.core.storeaccess import StoreAccess
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +49,30 @@ class Daemon:
         self.previous_shutdown_clean = False
         self._stop = asyncio.Event()
         self._server: aio.Server | None = None
+        self.access: StoreAccess | None = None
+        self.images: ImageService | None = None
+        self._background: set[asyncio.Task[object]] = set()
 
     def families(self) -> list[object]:
         """The RPC family objects the gRPC server serves."""
-        return [RuntimeInfoRPCs(self.info), GraphRootFsInfo(Path(str(self.config.get("crio.root"))))]
+        assert self.images is not None, "storage is not open"
+        return [RuntimeInfoRPCs(self.info), ImageRPCs(self.images)]
+
+    async def open_storage(self) -> None:
+        """Open the containers/storage store with the chosen driver and make sure the pause image exists."""
+        driver = choose_driver(self.config, self.plugins.hook)
+        store = Store(
+            Path(str(self.config.get("crio.root"))),
+            Path(str(self.config.get("crio.runroot"))),
+            driver,
+            list(self.config.get("crio.storage_option")),
+            self.plugins.hook,
+        )
+        await asyncio.to_thread(store.open)
+        self.access = StoreAccess(store)
+        self.images = ImageService(self.config, self.access, self.plugins)
+        log.info("storage: driver %s, graph root %s", driver, store.graphroot)
+        await ensure_pause_image(self.images, str(self.config.get("crio.image.pause_image")))
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT; return the process exit code."""
@@ -59,6 +84,7 @@ class Daemon:
         self.previous_shutdown_clean = self._consume_clean_shutdown_marker()
         for notice in effective_notices(self.config):
             log.warning("%s", notice)
+        await self.open_storage()
         server = aio.server(
             options=[
                 ("grpc.max_send_message_length", int(self.config.get("crio.api.grpc_max_send_msg_size"))),
@@ -115,6 +141,12 @@ class Daemon:
             log.info("reloaded %s = %r", dotted, value)
         if "crio.runtime.log_level" in changed:
             logs.set_level(self.config.log_level)
+        if "crio.image.pause_image" in changed and self.images is not None:
+            task = asyncio.get_running_loop().create_task(
+                ensure_pause_image(self.images, str(self.config.get("crio.image.pause_image")))
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         for dotted in restart:
             log.warning("%s changed but takes effect only after a restart", dotted)
         if changed:
@@ -126,12 +158,24 @@ class Daemon:
         if self._server is not None:
             await self._server.stop(GRACE_PERIOD)
         crisocket.remove(self.config.listen)
+        await self._close_storage()
         for pending in self.plugins.hook.crio_shutdown():
             if pending is not None:
                 await _bounded(pending, PLUGIN_SHUTDOWN_TIMEOUT, "plugin shutdown")
         self._write_clean_shutdown_marker()
         proc.REAPER.uninstall()
         log.info("crio stopped cleanly in %.2fs", time.monotonic() - started)
+
+    async def _close_storage(self) -> None:
+        """Shut the storage driver down, unless a container filesystem is still mounted."""
+        if self.access is None:
+            return
+        store = self.access.store
+        self.access.close()
+        if await asyncio.to_thread(store.shutdown):
+            log.info("storage driver %s shut down", store.driver)
+        else:
+            log.info("storage driver %s left up: container filesystems are mounted", store.driver)
 
     def _consume_clean_shutdown_marker(self) -> bool:
         path = str(self.config.get("crio.clean_shutdown_file"))

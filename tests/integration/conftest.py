@@ -52,6 +52,8 @@ class CrioProcess:
         self.socket = str(base / "run" / "crio.sock")
         self.cni_dir = base / "cni"
         self.cni_dir.mkdir(parents=True, exist_ok=True)
+        self.registries_conf = base / "registries.conf"
+        self.registries_conf.write_text((REPO / "tests" / "testdata" / "registries.conf").read_text())
         self.config_file = base / "crio.conf"
         self.config_dir = base / "crio.conf.d"
         self.config_dir.mkdir(exist_ok=True)
@@ -64,6 +66,7 @@ class CrioProcess:
             f'container_attach_socket_dir = "{base}/att"\n'
             f'namespaces_dir = "{base}/ns"\n'
             f'[crio.network]\nnetwork_dir = "{self.cni_dir}"\nplugin_dirs = ["{CNI_PLUGIN_DIR}"]\n'
+            f'[crio.image]\nregistries_conf = "{self.registries_conf}"\n'
         )
         self.log_path = base / "crio.log"
         self.extra_args = extra_args or []
@@ -196,3 +199,18 @@ def hello_plugin_path(tmp_path_factory: pytest.TempPathFactory) -> str:
         check=True,
     )
     return str(target)
+
+
+REGISTRY = "127.0.0.1:5000"
+
+
+@pytest.fixture(scope="session")
+def local_registry() -> str:
+    """The fixture registry on 127.0.0.1:5000 with the test images (started and built if needed)."""
+    subprocess.run(["bash", str(REPO / "hack" / "registry.sh"), "start"], check=True, capture_output=True)
+    probe = subprocess.run(
+        ["curl", "-sf", f"http://{REGISTRY}/v2/crio-test/multilayer/tags/list"], capture_output=True
+    )
+    if probe.returncode != 0:
+        subprocess.run(["bash", str(REPO / "hack" / "images" / "build.sh")], check=True)
+    return REGISTRY

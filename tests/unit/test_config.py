@@ -95,7 +95,7 @@ def test_known_cri_o_keys_are_reported_not_rejected(tmp_path: Path, empty_dir: s
         "[crio.runtime.runtimes.runc]\nmonitor_cgroup = 'system.slice'\n"
         "[crio.runtime.workloads.management]\nactivation_annotation = 'x'\n"
         "[crio.nri]\nenable_nri = true\n"
-        "[crio.image]\npause_image = 'example.com/pause:1'\n"
+        "[crio.image]\nsignature_policy = '/etc/containers/other.json'\n"
     )
     cfg = load(write(tmp_path / "crio.conf", text), empty_dir)
     notices = "\n".join(configmod.effective_notices(cfg))
@@ -105,10 +105,10 @@ def test_known_cri_o_keys_are_reported_not_rejected(tmp_path: Path, empty_dir: s
         "crio.runtime.runtimes.runc.monitor_cgroup",
         "[crio.runtime.workloads]",
         "crio.nri.enable_nri",
-        "crio.image.pause_image is accepted but takes effect only once its feature lands (issue 3)",
+        "crio.image.signature_policy is accepted but takes effect only once its feature lands (issue 8)",
     ):
         assert name in notices
-    assert cfg.get("crio.image.pause_image") == "example.com/pause:1"
+    assert cfg.get("crio.image.signature_policy") == "/etc/containers/other.json"
 
 
 def test_round_trip_is_stable(tmp_path: Path, empty_dir: str) -> None:

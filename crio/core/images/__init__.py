@@ -1,0 +1,1 @@
+"""Images: references, registries configuration, manifests, pulling and the image service."""

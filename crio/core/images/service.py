@@ -1,0 +1,233 @@
+"""The image service: pull (deduplicated, cancellable), list, status, remove and filesystem usage."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crio.core.config import Config
+from crio.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from crio.core.images import names as namesmod
+from crio.core.images import pull as pullmod
+from crio.core.images.reference import parse_transport_reference
+from crio.core.plugins import PluginManager
+from crio.core.storeaccess import StoreAccess
+from crio.core.types import ImageReference, PullOptions, RegistryAuth
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What CRI reports about one image."""
+
+    id: str
+    repo_tags: list[str]
+    repo_digests: list[str]
+    size: int
+    uid: int | None
+    username: str
+    pinned: bool
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FsUsage:
+    """Bytes and inodes used under one mount point (for ImageFsInfo)."""
+
+    mountpoint: str
+    used_bytes: int
+    inodes_used: int
+    timestamp_ns: int
+
+
+def user_of(config: dict[str, Any]) -> tuple[int | None, str]:
+    """CRI's view of an image config's USER: ``(uid, "")`` for a numeric user, ``(None, name)`` otherwise."""
+    user = str((config.get("config") or {}).get("User") or "")
+    name = user.split(":", 1)[0]
+    if not name:
+        return None, ""
+    if name.isdigit():
+        return int(name), ""
+    return None, name
+
+
+class _InFlight:
+    """One running pull and how many callers wait for it."""
+
+    def __init__(self, task: asyncio.Task[str]) -> None:
+        self.task = task
+        self.waiters = 0
+
+
+class ImageService:
+    """Images in the containers/storage store, as the CRI ImageService sees them."""
+
+    def __init__(self, config: Config, access: StoreAccess, plugins: PluginManager) -> None:
+        self.config = config
+        self.access = access
+        self.plugins = plugins
+        self._pulls: dict[tuple[str, str, str], _InFlight] = {}
+        self._configs: dict[str, dict[str, Any]] = {}
+
+    # ----------------------------------------------------------------------------------------------- lookups
+
+    async def resolve(self, image: str) -> Any | None:
+        """Find a stored image by ID, unique ID prefix, name (normalized) or ``repo@digest``."""
+        text = image.strip()
+        if not text:
+            raise InvalidArgument("image name is empty")
+        store = self.access.store
+        candidates: list[str] = []
+        try:
+            candidates.append(parse_transport_reference(text).name)
+        except InvalidArgument:
+            if not namesmod.looks_like_id(text):
+                raise
+        if namesmod.looks_like_id(text):
+            candidates.append(text.removeprefix(namesmod.DIGEST_PREFIX))
+        for candidate in candidates:
+            found = await self.access.call(store.image, candidate)
+            if found is not None:
+                return found
+        repo, _, digest = namesmod.split_name(candidates[0]) if candidates else ("", "", "")
+        if digest:
+            for img in await self.access.call(store.images):
+                if digest in _image_digests(img) and any(
+                    namesmod.split_name(n)[0] == repo for n in img.names
+                ):
+                    return img
+        return None
+
+    async def _config_of(self, img: Any) -> dict[str, Any]:
+        cached = self._configs.get(img.id)
+        if cached is None:
+            try:
+                raw = await self.access.call(self.access.store.image_big_data, img.id, f"sha256:{img.id}")
+                cached = json.loads(raw)
+            except (NotFound, ValueError, OSError):
+                cached = {}
+            self._configs[img.id] = cached
+        return cached
+
+    async def info(self, img: Any, with_config: bool = False) -> ImageInfo:
+        """Describe a stored image the way CRI reports it."""
+        config = await self._config_of(img)
+        uid, username = user_of(config)
+        size = await self.access.call(self.access.store.image_size, img.id)
+        return ImageInfo(
+            id=img.id,
+            repo_tags=namesmod.repo_tags(img.names),
+            repo_digests=namesmod.repo_digests(img.names, _image_digests(img)),
+            size=size,
+            uid=uid,
+            username=username,
+            pinned=self._pinned(img.names),
+            config=config if with_config else {},
+        )
+
+    def _pinned(self, names: Sequence[str]) -> bool:
+        patterns = self.config.get("crio.image.pinned_images")
+        return any(fnmatch.fnmatchcase(n, p) for n in names for p in patterns)
+
+    # ------------------------------------------------------------------------------------------ CRI calls
+
+    async def list(self, image_filter: str = "") -> list[ImageInfo]:
+        """All complete images, or only the one ``image_filter`` names."""
+        if image_filter:
+            found = await self.resolve(image_filter)
+            return [await self.info(found)] if found is not None else []
+        images = await self.access.call(self.access.store.images)
+        return [await self.info(img) for img in images]
+
+    async def status(self, image: str, verbose: bool = False) -> ImageInfo | None:
+        """The image ``image`` names, or None when it is not in the store."""
+        found = await self.resolve(image)
+        return None if found is None else await self.info(found, with_config=verbose)
+
+    async def remove(self, image: str) -> None:
+        """Remove the image ``image`` names, with all its names; an absent image is not an error."""
+        found = await self.resolve(image)
+        if found is None:
+            return
+        users = [c.id for c in await self.access.call(self.access.store.containers) if c.image == found.id]
+        if users:
+            raise FailedPrecondition(f"image {image} ({found.id}) is used by container(s) {', '.join(users)}")
+        try:
+            await self.access.bulk(self.access.store.delete_image, found.id)
+        except NotFound:
+            return
+        self._configs.pop(found.id, None)
+        log.info("removed image %s (%s)", found.id, ", ".join(found.names) or "no names")
+
+    async def fs_info(self) -> tuple[FsUsage, FsUsage]:
+        """Usage of image layers and of container layers (bytes, inodes)."""
+        store = self.access.store
+        images, containers = await self.access.bulk(store.usage)
+        now = time.time_ns()
+        base = Path(str(self.config.get("crio.root")))
+        driver = store.driver
+        return (
+            FsUsage(str(base / f"{driver}-images"), images[0], images[1], now),
+            FsUsage(str(base / f"{driver}-containers"), containers[0], containers[1], now),
+        )
+
+    async def pull(self, image: str, auth: RegistryAuth | None, timeout: float | None) -> str:
+        """Pull ``image`` and return its ID. Concurrent pulls of one image share one download.
+
+        When every caller waiting for a pull has given up (deadline or cancel), the pull is cancelled and
+        leaves nothing behind.
+        """
+        ref = parse_transport_reference(image)
+        key = (ref.transport, ref.name, _auth_key(auth))
+        inflight = self._pulls.get(key)
+        if inflight is None:
+            options = PullOptions(
+                auth=auth,
+                auth_file=str(self.config.get("crio.image.global_auth_file")),
+                registries_conf=str(self.config.get("crio.image.registries_conf")),
+            )
+            task = asyncio.create_task(self._pull(ref, options), name=f"pull {ref.name}")
+            inflight = self._pulls[key] = _InFlight(task)
+            task.add_done_callback(lambda _t: self._pulls.pop(key, None))
+        inflight.waiters += 1
+        try:
+            return await asyncio.wait_for(asyncio.shield(inflight.task), timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            inflight.waiters -= 1
+            if inflight.waiters == 0 and not inflight.task.done():
+                inflight.task.cancel()
+                await asyncio.gather(inflight.task, return_exceptions=True)
+            raise
+
+    async def _pull(self, ref: ImageReference, options: PullOptions) -> str:
+        started = time.monotonic()
+        image_id = await pullmod.pull(self.access, self.plugins, ref, options, self.tmp_dir())
+        log.info("pulled %s as %s in %.2fs", ref.name, image_id, time.monotonic() - started)
+        return image_id
+
+    def tmp_dir(self) -> Path:
+        """Where pulls keep their temporary files."""
+        return Path(str(self.config.get("crio.root"))) / "tmp"
+
+
+def _image_digests(img: Any) -> list[str]:
+    digests = list(getattr(img, "digests", []) or [])
+    if img.digest and img.digest not in digests:
+        digests.insert(0, img.digest)
+    return digests
+
+
+def _auth_key(auth: RegistryAuth | None) -> str:
+    if auth is None:
+        return ""
+    material = "\0".join((auth.username, auth.password, auth.auth, auth.identity_token, auth.registry_token))
+    return hashlib.sha256(material.encode()).hexdigest()

@@ -1,0 +1,418 @@
+"""Symlink-proof creation of layer entries under a root directory, openat-style.
+
+Every path is resolved from a descriptor of the layer root one component at a time with
+``O_DIRECTORY | O_NOFOLLOW``: a component that is a symlink (whether it came with the parent layer or was
+created by an earlier entry of this one) or not a directory makes the entry fail with
+:class:`InvalidArgument` instead of being followed, so nothing can be created, changed or linked outside
+the root. The last component is never followed either: files are created with ``O_CREAT | O_EXCL |
+O_NOFOLLOW``, metadata is set through the new descriptor or with ``AT_SYMLINK_NOFOLLOW``, hard links are
+made with ``linkat`` without ``AT_SYMLINK_FOLLOW``. Symlink *targets* are stored as given: they are never
+followed here, and the runtime resolves them inside the container's root.
+
+Directory descriptors are cached by relative path (tar streams visit directories in order); the cache is
+dropped whenever a directory is removed, and its descriptors are closed only between entries.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import posixpath
+import shutil
+import stat
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+
+from crio.core.errors import InvalidArgument
+from crio.core.storage.tarsplit import crc64_iso
+from crio.core.storage.tarstream import (
+    T_BLOCK,
+    T_CHAR,
+    T_CONT,
+    T_DIR,
+    T_FIFO,
+    T_LINK,
+    T_REG,
+    T_SYMLINK,
+    TarEntry,
+)
+
+log = logging.getLogger(__name__)
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_MAX_CACHED_DIRS = 512
+_MAX_ID = 0xFFFFFFFE  # (uid_t)-1 means "leave unchanged" to chown
+_OPAQUE_XATTR = b"trusted.overlay.opaque"
+_NODE_KINDS = {T_CHAR: stat.S_IFCHR, T_BLOCK: stat.S_IFBLK, T_FIFO: stat.S_IFIFO}
+
+
+def clean_name(name: bytes) -> bytes:
+    """``name`` as a clean path relative to the root (``b"."`` for the root itself).
+
+    A leading ``/`` is dropped (``/etc/x`` means ``etc/x``); ``.`` and ``..`` components are resolved
+    lexically; a name that climbs above the root raises :class:`InvalidArgument`.
+    """
+    rel = posixpath.normpath(name.lstrip(b"/")) if name else b"."
+    if rel == b".." or rel.startswith(b"../"):
+        shown = name.decode("utf-8", "backslashreplace")
+        raise InvalidArgument(f"tar entry {shown!r} points outside the layer")
+    return rel
+
+
+def drain(data: Iterator[memoryview]) -> int | None:
+    """Consume content that is not written anywhere; return its CRC-64 (``None`` if empty)."""
+    crc = None
+    for piece in data:
+        crc = crc64_iso(piece, crc)
+    return crc
+
+
+def _check_ids(entry: TarEntry) -> None:
+    if not (0 <= entry.uid <= _MAX_ID and 0 <= entry.gid <= _MAX_ID):
+        raise InvalidArgument(f"tar entry {entry.display()!r} has an invalid owner {entry.uid}:{entry.gid}")
+
+
+class LayerTree:
+    """Creates entries under ``root``; ``overlay`` selects native-overlay whiteouts, else they are applied."""
+
+    def __init__(self, root: Path, overlay: bool) -> None:
+        self.overlay = overlay
+        self._root = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._dirs: dict[bytes, int] = {}
+        self._stale: list[int] = []
+        self._dir_times: list[tuple[bytes, int, int]] = []
+        # Entries this layer created (apply mode): an opaque directory keeps them and drops the rest.
+        self._created: set[bytes] | None = None if overlay else set()
+        self._xattr_warned: set[bytes] = set()
+
+    # ---------------------------------------------------------------------------- descriptor cache
+
+    def close(self) -> None:
+        """Close every descriptor."""
+        self._forget_dirs()
+        self.trim()
+        os.close(self._root)
+
+    def trim(self) -> None:
+        """Close descriptors dropped from the cache and keep the cache bounded (call between entries)."""
+        for fd in self._stale:
+            os.close(fd)
+        self._stale.clear()
+        if len(self._dirs) > _MAX_CACHED_DIRS:
+            for key in list(islice(self._dirs, _MAX_CACHED_DIRS // 2)):
+                os.close(self._dirs.pop(key))
+
+    def _forget_dirs(self) -> None:
+        self._stale.extend(self._dirs.values())
+        self._dirs.clear()
+
+    def _dir_fd(self, rel: bytes, create: bool) -> int:
+        """Descriptor of directory ``rel`` (``b""`` = root), creating missing ones (0755) if ``create``."""
+        if not rel:
+            return self._root
+        fd = self._dirs.get(rel)
+        if fd is not None:
+            return fd
+        todo = []
+        current = rel
+        while True:
+            head, _, base = current.rpartition(b"/")
+            todo.append((current, base))
+            if not head:
+                fd = self._root
+                break
+            cached = self._dirs.get(head)
+            if cached is not None:
+                fd = cached
+                break
+            current = head
+        for path, base in reversed(todo):
+            fd = self._open_dir(fd, base, path, create)
+            self._dirs[path] = fd
+        return fd
+
+    def _open_dir(self, parent: int, base: bytes, rel: bytes, create: bool) -> int:
+        try:
+            return os.open(base, _DIR_FLAGS, dir_fd=parent)
+        except FileNotFoundError:
+            if not create:
+                raise
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                shown = rel.decode("utf-8", "backslashreplace")
+                raise InvalidArgument(
+                    f"path component {shown!r} is a symlink or not a directory; refusing to write through it"
+                ) from None
+            raise
+        os.mkdir(base, 0o755, dir_fd=parent)
+        fd = os.open(base, _DIR_FLAGS, dir_fd=parent)
+        os.fchmod(fd, 0o755)
+        if self._created is not None:
+            self._created.add(rel)
+        return fd
+
+    def _remove(self, parent: int, base: bytes) -> None:
+        st = os.lstat(base, dir_fd=parent)
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(base, dir_fd=parent)
+            self._forget_dirs()
+        else:
+            os.unlink(base, dir_fd=parent)
+
+    # ---------------------------------------------------------------------------- entries
+
+    def apply(self, entry: TarEntry, rel: bytes, data: Iterator[memoryview]) -> int | None:
+        """Create ``entry`` at ``rel`` (its :func:`clean_name`), consuming its content from ``data``.
+
+        Returns the content's CRC-64 (``None`` if it has none).
+        """
+        kind = entry.typeflag
+        if rel == b".":
+            if kind != T_DIR:
+                raise InvalidArgument(
+                    f"tar entry {entry.display()!r}: a non-directory cannot be the layer root"
+                )
+            if not self.overlay:  # like containers/storage: overlay keeps the root it made, apply merges
+                _check_ids(entry)
+                self._set_dir_meta(self._root, b"", entry)
+            return drain(data)
+        head, _, base = rel.rpartition(b"/")
+        if b".wh." in rel:
+            for part in head.split(b"/"):
+                if part.startswith(b".wh..wh."):
+                    return drain(data)  # AUFS metadata (e.g. .wh..wh.plnk): never extracted
+                if part.startswith(b".wh."):
+                    raise InvalidArgument(f"tar entry {entry.display()!r} lies inside a whiteout")
+            if base.startswith(b".wh."):
+                self._whiteout(entry, head, base)
+                return drain(data)
+        _check_ids(entry)
+        parent = self._dir_fd(head, create=True)
+        if self._created is not None:
+            self._created.add(rel)
+        if kind in (T_REG, T_CONT):
+            return self._file(parent, base, entry, data)
+        if kind == T_DIR:
+            self._dir(parent, base, rel, entry)
+        elif kind == T_SYMLINK:
+            self._symlink(parent, base, entry)
+        elif kind == T_LINK:
+            self._hardlink(parent, base, rel, entry)
+        elif kind in _NODE_KINDS:
+            self._node(parent, base, entry)
+        else:
+            raise InvalidArgument(f"tar entry {entry.display()!r} has unsupported type {chr(kind)!r}")
+        return drain(data)
+
+    def _file(self, parent: int, base: bytes, entry: TarEntry, data: Iterator[memoryview]) -> int | None:
+        try:
+            fd = os.open(base, _FILE_FLAGS, 0o600, dir_fd=parent)
+        except FileExistsError:
+            self._remove(parent, base)
+            fd = os.open(base, _FILE_FLAGS, 0o600, dir_fd=parent)
+        try:
+            crc = None
+            write = os.write
+            for piece in data:
+                crc = crc64_iso(piece, crc)
+                written = write(fd, piece)
+                while written < len(piece):
+                    piece = piece[written:]
+                    written = write(fd, piece)
+            os.fchown(fd, entry.uid, entry.gid)
+            if entry.xattrs:
+                self._xattrs(fd, entry)
+            os.fchmod(fd, entry.mode & 0o7777)
+            os.utime(fd, ns=_times(entry))
+        finally:
+            os.close(fd)
+        return crc
+
+    def _dir(self, parent: int, base: bytes, rel: bytes, entry: TarEntry) -> None:
+        try:
+            os.mkdir(base, 0o700, dir_fd=parent)
+        except FileExistsError:
+            if not stat.S_ISDIR(os.lstat(base, dir_fd=parent).st_mode):
+                self._remove(parent, base)
+                os.mkdir(base, 0o700, dir_fd=parent)
+        fd = self._dirs.get(rel)
+        if fd is None:
+            fd = os.open(base, _DIR_FLAGS, dir_fd=parent)
+            self._dirs[rel] = fd
+        self._set_dir_meta(fd, rel, entry)
+
+    def _set_dir_meta(self, fd: int, rel: bytes, entry: TarEntry) -> None:
+        os.fchown(fd, entry.uid, entry.gid)
+        if entry.xattrs:
+            self._xattrs(fd, entry)
+        os.fchmod(fd, entry.mode & 0o7777)
+        atime, mtime = _times(entry)
+        self._dir_times.append((rel, atime, mtime))
+
+    def _symlink(self, parent: int, base: bytes, entry: TarEntry) -> None:
+        try:
+            os.symlink(entry.linkname, base, dir_fd=parent)
+        except FileExistsError:
+            self._remove(parent, base)
+            os.symlink(entry.linkname, base, dir_fd=parent)
+        os.chown(base, entry.uid, entry.gid, dir_fd=parent, follow_symlinks=False)
+        if entry.xattrs:
+            self._xattrs(_proc_path(parent, base), entry)
+        os.utime(base, ns=_times(entry), dir_fd=parent, follow_symlinks=False)
+
+    def _node(self, parent: int, base: bytes, entry: TarEntry) -> None:
+        mode = _NODE_KINDS[entry.typeflag] | (entry.mode & 0o7777)
+        device = os.makedev(entry.devmajor, entry.devminor) if entry.typeflag != T_FIFO else 0
+        try:
+            os.mknod(base, mode, device, dir_fd=parent)
+        except FileExistsError:
+            self._remove(parent, base)
+            os.mknod(base, mode, device, dir_fd=parent)
+        self._finish_node(parent, base, entry)
+
+    def _finish_node(self, parent: int, base: bytes, entry: TarEntry) -> None:
+        """Owner, xattrs, mode, times of a just-made non-symlink, non-directory entry."""
+        os.chown(base, entry.uid, entry.gid, dir_fd=parent, follow_symlinks=False)
+        if entry.xattrs:
+            self._xattrs(_proc_path(parent, base), entry)
+        os.chmod(base, entry.mode & 0o7777, dir_fd=parent)
+        os.utime(base, ns=_times(entry), dir_fd=parent, follow_symlinks=False)
+
+    def _hardlink(self, parent: int, base: bytes, rel: bytes, entry: TarEntry) -> None:
+        shown = entry.display()
+        try:
+            target = clean_name(entry.linkname)
+        except InvalidArgument:
+            raise InvalidArgument(
+                f"tar entry {shown!r}: hard link target {entry.linkname!r} points outside the layer"
+            ) from None
+        if target == b"." or target == rel:
+            raise InvalidArgument(f"tar entry {shown!r}: invalid hard link target {entry.linkname!r}")
+        thead, _, tbase = target.rpartition(b"/")
+        try:
+            tparent = self._dir_fd(thead, create=False)
+            st = os.lstat(tbase, dir_fd=tparent)
+        except FileNotFoundError:
+            raise InvalidArgument(
+                f"tar entry {shown!r}: hard link target {entry.linkname!r} does not exist in the layer"
+            ) from None
+        if stat.S_ISDIR(st.st_mode):
+            raise InvalidArgument(f"tar entry {shown!r}: hard link to directory {entry.linkname!r}")
+        try:
+            os.link(tbase, base, src_dir_fd=tparent, dst_dir_fd=parent, follow_symlinks=False)
+        except FileExistsError:
+            self._remove(parent, base)
+            os.link(tbase, base, src_dir_fd=tparent, dst_dir_fd=parent, follow_symlinks=False)
+        # containers/storage applies the link header's metadata to the (shared) inode
+        if stat.S_ISLNK(st.st_mode):
+            os.chown(base, entry.uid, entry.gid, dir_fd=parent, follow_symlinks=False)
+        else:
+            self._finish_node(parent, base, entry)
+
+    # ---------------------------------------------------------------------------- whiteouts
+
+    def _whiteout(self, entry: TarEntry, head: bytes, base: bytes) -> None:
+        if base == b".wh..wh..opq":
+            self._opaque(head)
+            return
+        if base.startswith(b".wh..wh."):
+            return  # other AUFS metadata
+        name = base[4:]
+        if name in (b"", b".", b".."):
+            raise InvalidArgument(f"tar entry {entry.display()!r} is an invalid whiteout")
+        if self.overlay:
+            _check_ids(entry)
+            parent = self._dir_fd(head, create=True)
+            try:
+                os.mknod(name, stat.S_IFCHR, 0, dir_fd=parent)
+            except FileExistsError:
+                self._remove(parent, name)
+                os.mknod(name, stat.S_IFCHR, 0, dir_fd=parent)
+            os.chown(name, entry.uid, entry.gid, dir_fd=parent, follow_symlinks=False)
+            return
+        try:
+            parent = self._dir_fd(head, create=False)
+            self._remove(parent, name)
+        except FileNotFoundError:
+            pass  # nothing to delete
+
+    def _opaque(self, head: bytes) -> None:
+        fd = self._dir_fd(head, create=True)
+        if self.overlay:
+            os.setxattr(fd, _OPAQUE_XATTR, b"y")
+            return
+        created = self._created
+        assert created is not None
+        stack = [(fd, head, False)]
+        while stack:
+            dfd, drel, owned = stack.pop()
+            try:
+                for text in os.listdir(dfd):
+                    name = os.fsencode(text)
+                    crel = drel + b"/" + name if drel else name
+                    if crel not in created:
+                        self._remove(dfd, name)
+                    elif stat.S_ISDIR(os.lstat(name, dir_fd=dfd).st_mode):
+                        stack.append((os.open(name, _DIR_FLAGS, dir_fd=dfd), crel, True))
+            finally:
+                if owned:
+                    os.close(dfd)
+
+    # ---------------------------------------------------------------------------- metadata
+
+    def _xattrs(self, target: int | bytes, entry: TarEntry) -> None:
+        """Set the entry's xattrs on ``target``: a descriptor, or a path whose last component is not followed.
+
+        ``trusted.overlay.*`` is never taken from a layer (it would steer the kernel's overlay lookups; opaque
+        directories come from ``.wh..wh..opq``). An xattr the file system does not support (ENOTSUP), or a
+        ``trusted.*``/``security.selinux`` one it refuses (EPERM/EACCES, e.g. under an LSM), is skipped with a
+        warning, as containers/storage skips ENOTSUP; any other refusal fails the entry.
+        """
+        assert entry.xattrs is not None
+        follow = isinstance(target, int)
+        for key, value in entry.xattrs.items():
+            if key.startswith(b"trusted.overlay."):
+                continue
+            try:
+                os.setxattr(target, key, value, follow_symlinks=follow)
+            except OSError as exc:
+                refused = exc.errno in (errno.EPERM, errno.EACCES) and (
+                    key.startswith(b"trusted.") or key == b"security.selinux"
+                )
+                if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP) and not refused:
+                    raise
+                if key not in self._xattr_warned:
+                    self._xattr_warned.add(key)
+                    log.warning("skipping xattr %r of layer entries (%s)", key, exc.strerror)
+
+    def finish(self) -> None:
+        """Set directory times, now that their contents are written."""
+        for number, (rel, atime, mtime) in enumerate(self._dir_times):
+            if number % 256 == 0:
+                self.trim()
+            if not rel:
+                os.utime(self._root, ns=(atime, mtime))
+                continue
+            head, _, base = rel.rpartition(b"/")
+            try:
+                parent = self._dir_fd(head, create=False)
+                if not stat.S_ISDIR(os.lstat(base, dir_fd=parent).st_mode):
+                    continue  # replaced by a later entry
+            except (OSError, InvalidArgument):
+                continue  # removed or replaced by a later entry
+            os.utime(base, ns=(atime, mtime), dir_fd=parent, follow_symlinks=False)
+
+
+def _times(entry: TarEntry) -> tuple[int, int]:
+    """``(atime, mtime)`` in ns; like containers/storage, the access time is never before the mtime."""
+    mtime = entry.mtime_ns
+    atime = entry.atime_ns
+    return (atime if atime is not None and atime > mtime else mtime), mtime
+
+
+def _proc_path(parent: int, base: bytes) -> bytes:
+    """A path to ``base`` in directory ``parent`` for calls without a ``dir_fd`` (lsetxattr)."""
+    return b"/proc/self/fd/%d/%s" % (parent, base)

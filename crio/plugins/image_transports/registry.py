@@ -1,0 +1,130 @@
+"""The ``docker`` transport: images from registries over the OCI distribution API.
+
+The reference is remapped through registries.conf (``PullOptions.registries_conf``); its endpoints are
+tried in order, and the first one that has the manifest serves the whole image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from crio.core.errors import CrioError, InvalidArgument, NotFound, Unavailable
+from crio.core.images import registries
+from crio.core.images.manifest import MAX_MANIFEST_SIZE, SCHEMA1_TYPES, SUPPORTED_TYPES, detect_media_type
+from crio.core.images.reference import DockerReference, parse_docker_reference, validate_digest
+from crio.core.images.registries import Endpoint
+from crio.core.types import ImageReference, PullOptions
+from crio.plugins.image_transports.auth import Unauthorized, credentials_for
+from crio.plugins.image_transports.client import RegistryClient
+from crio.plugins.image_transports.common import CHUNK_SIZE, deadline_after, guard_size
+
+MANIFEST_ACCEPT = ", ".join([*SUPPORTED_TYPES, *SCHEMA1_TYPES])
+
+
+class RegistrySource:
+    """An image in a registry repository, reached through one endpoint's client."""
+
+    def __init__(self, ref: DockerReference, endpoint: Endpoint, client: RegistryClient) -> None:
+        self.ref = ref
+        self.location = endpoint.location_ref
+        self.client = client
+        self._first: tuple[bytes, str] | None = None
+
+    @property
+    def description(self) -> str:
+        """The remapped reference and the URL it is read from."""
+        return f"{self.location} ({self.client.base_url}/v2/{self.location.path})"
+
+    async def _fetch_manifest(self, reference: str) -> tuple[bytes, str]:
+        what = f"manifest {reference} of {self.ref}"
+        path = f"/v2/{self.location.path}/manifests/{reference}"
+        async with self.client.get(path, {"Accept": MANIFEST_ACCEPT}, what) as response:
+            length = response.headers.get("content-length", "")
+            if length.isdigit() and int(length) > MAX_MANIFEST_SIZE:
+                raise InvalidArgument(
+                    f"manifest too large: {what} from {self.client.domain} is {length} bytes "
+                    f"(limit {MAX_MANIFEST_SIZE})"
+                )
+            data = bytearray()
+            async for chunk in self.client.read_chunks(response, 64 * 1024, what):
+                data += chunk
+                if len(data) > MAX_MANIFEST_SIZE:
+                    raise InvalidArgument(
+                        f"manifest too large: {what} from {self.client.domain} is over {MAX_MANIFEST_SIZE} B"
+                    )
+            content_type = response.headers.get("content-type", "")
+        raw = bytes(data)
+        try:
+            return raw, detect_media_type(raw, content_type)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"{what} from {self.client.domain}: {exc}") from None
+
+    async def get_manifest(self, digest: str | None = None) -> tuple[bytes, str]:
+        """The manifest the reference names (``digest`` None) or the one with ``digest``."""
+        if digest is None:
+            if self._first is None:
+                self._first = await self._fetch_manifest(self.location.remote)
+            return self._first
+        validate_digest(digest, f"manifest of {self.ref}")
+        return await self._fetch_manifest(digest)
+
+    async def _blob(self, digest: str, size: int) -> AsyncIterator[bytes]:
+        what = f"blob {digest} of {self.ref}"
+        path = f"/v2/{self.location.path}/blobs/{digest}"
+        async with self.client.get(path, {"Accept-Encoding": "identity"}, what) as response:
+            length = response.headers.get("content-length", "")
+            if size >= 0 and length.isdigit() and int(length) > size:
+                raise InvalidArgument(f"blob {digest} larger than its descriptor ({length} > {size} bytes)")
+            async for chunk in self.client.read_chunks(response, CHUNK_SIZE, what):
+                yield chunk
+
+    def get_blob(self, digest: str, size: int) -> AsyncIterator[bytes]:
+        """Stream a blob in ~1 MiB chunks, never more than ``size`` bytes."""
+        validate_digest(digest, f"blob of {self.ref}")
+        return guard_size(self._blob(digest, size), digest, size)
+
+    async def close(self) -> None:
+        """Close the connections."""
+        await self.client.aclose()
+
+
+def _combine(ref: DockerReference, failures: list[CrioError]) -> CrioError:
+    if len(failures) == 1:
+        return failures[0]
+    text = f"pulling {ref}: every endpoint failed: " + "; ".join(str(f) for f in failures)
+    last = failures[-1]
+    if all(isinstance(f, NotFound) for f in failures):
+        return NotFound(text)
+    return type(last)(text) if isinstance(last, Unavailable | Unauthorized | NotFound) else last
+
+
+async def open_registry(reference: ImageReference, options: PullOptions) -> RegistrySource:
+    """Open ``reference`` (transport docker): try each registries.conf endpoint until one has the manifest."""
+    ref = parse_docker_reference(reference.name)
+    deadline = deadline_after(options.timeout)
+    # registries.conf and auth.json are small files, but still read off the event loop.
+    endpoints = await asyncio.to_thread(registries.resolve, ref, options.registries_conf)
+    failures: list[CrioError] = []
+    for endpoint in endpoints:
+        location = endpoint.location_ref
+        credentials = await asyncio.to_thread(credentials_for, location, options)
+        client = RegistryClient(
+            location.domain, endpoint.insecure, credentials, f"repository:{location.path}:pull", deadline
+        )
+        source = RegistrySource(ref, endpoint, client)
+        try:
+            await source.get_manifest()
+        except NotFound as exc:
+            await client.aclose()
+            failures.append(NotFound(f"image {ref} not found: {exc}"))
+            continue
+        except (Unavailable, Unauthorized) as exc:
+            await client.aclose()
+            failures.append(type(exc)(f"pulling {ref}: {exc}"))
+            continue
+        except BaseException:
+            await client.aclose()
+            raise
+        return source
+    raise _combine(ref, failures)
