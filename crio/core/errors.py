@@ -58,6 +58,12 @@ class Unavailable(CrioError):
     code = "UNAVAILABLE"
 
 
+class Unauthenticated(CrioError):
+    """A registry refused the credentials, or wants some and none were given."""
+
+    code = "UNAUTHENTICATED"
+
+
 class Internal(CrioError):
     """A bug or an unexpected failure of a host tool."""
 

@@ -35,7 +35,14 @@ from typing import Any
 
 import pytest
 
-from crio.core.errors import CrioError, DeadlineExceeded, InvalidArgument, NotFound, Unavailable
+from crio.core.errors import (
+    CrioError,
+    DeadlineExceeded,
+    InvalidArgument,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+)
 from crio.core.images import manifest as mf
 from crio.core.images.reference import parse_transport_reference
 from crio.core.types import ImageReference, ImageSource, PullOptions, RegistryAuth
@@ -613,9 +620,9 @@ def test_request_auth_wins_over_auth_file(env: Env, tmp_path: Path) -> None:
 
 def test_basic_auth_refused(env: Env) -> None:
     bad = env.options(auth=RegistryAuth(username=USER, password="wrong"))
-    text = pull_error(f"{env.basic.host}/private/app:v1", bad, authmod.Unauthorized)
+    text = pull_error(f"{env.basic.host}/private/app:v1", bad, Unauthenticated)
     assert "unauthorized" in text and env.basic.host in text
-    text = pull_error(f"{env.basic.host}/private/app:v1", env.options(), authmod.Unauthorized)
+    text = pull_error(f"{env.basic.host}/private/app:v1", env.options(), Unauthenticated)
     assert "unauthorized" in text and env.basic.host in text
 
 
@@ -683,12 +690,12 @@ def test_bearer_registry_token(env: Env) -> None:
     options = env.options(auth=RegistryAuth(registry_token=token))
     assert pull(f"{env.bearer.host}/private/app:v1", options).config_digest == env.single.config_digest
     wrong = env.options(auth=RegistryAuth(registry_token=token[:-8] + "AAAAAAAA"))
-    assert "unauthorized" in pull_error(f"{env.bearer.host}/private/app:v1", wrong, authmod.Unauthorized)
+    assert "unauthorized" in pull_error(f"{env.bearer.host}/private/app:v1", wrong, Unauthenticated)
 
 
 def test_bearer_anonymous_is_unauthorized(env: Env) -> None:
     authmod.TOKENS.clear()
-    text = pull_error(f"{env.bearer.host}/private/app:v1", env.options(), authmod.Unauthorized)
+    text = pull_error(f"{env.bearer.host}/private/app:v1", env.options(), Unauthenticated)
     assert "unauthorized" in text and env.bearer.host in text
 
 

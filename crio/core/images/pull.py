@@ -30,6 +30,7 @@ from crio.core.images.manifest import (
     parse_manifest,
     select_platform,
 )
+from crio.core.images.reference import parse_docker_reference, split_path_reference
 from crio.core.plugins import PluginManager
 from crio.core.storage.layerid import layer_id as compute_layer_id
 from crio.core.storeaccess import StoreAccess
@@ -127,9 +128,16 @@ class _Pull:
         return image_id
 
     def _names(self) -> list[str]:
-        if self.ref.transport != "docker":
+        """Docker references name the image; a local archive or layout does when its ref is a full name."""
+        if self.ref.transport == "docker":
+            return [self.ref.name]
+        _, local_ref = split_path_reference(self.ref.name)
+        if "/" not in local_ref:
             return []
-        return [self.ref.name]
+        try:
+            return [str(parse_docker_reference(local_ref))]
+        except InvalidArgument:
+            return []
 
     async def _fetch_small(self, descriptor: Descriptor) -> bytes:
         if descriptor.size > MAX_CONFIG_SIZE:

@@ -17,18 +17,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from crio.core.errors import CrioError, InvalidArgument
+from crio.core.errors import InvalidArgument
 from crio.core.images.reference import DEFAULT_DOMAIN, DockerReference
 from crio.core.types import PullOptions, RegistryAuth
 
 # Hosts that mean Docker Hub in auth.json keys.
 _DOCKER_HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io")
-
-
-class Unauthorized(CrioError):
-    """The registry refused our credentials (or wants some and we have none)."""
-
-    code = "UNAUTHENTICATED"
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,16 @@ from collections.abc import AsyncIterator, Mapping
 
 import httpx
 
-from crio.core.errors import CrioError, DeadlineExceeded, InvalidArgument, NotFound, Unavailable
+from crio.core.errors import (
+    CrioError,
+    DeadlineExceeded,
+    InvalidArgument,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+)
 from crio.plugins.image_transports import auth as authmod
-from crio.plugins.image_transports.auth import Challenge, Credentials, Unauthorized
+from crio.plugins.image_transports.auth import Challenge, Credentials
 from crio.plugins.image_transports.common import before_deadline
 
 # Seconds. Module constants so tests (and, later, configuration) can change them before a pull starts.
@@ -114,7 +121,7 @@ class RegistryClient:
         if status == 404:
             return NotFound(text)
         if status in (401, 403):
-            return Unauthorized(f"unauthorized: {text}")
+            return Unauthenticated(f"unauthorized: {text}")
         if status >= 500 or status in (408, 429):
             return Unavailable(text)
         return InvalidArgument(text)
@@ -159,7 +166,7 @@ class RegistryClient:
     async def _token(self, challenge: Challenge) -> str:
         realm = challenge.params.get("realm", "")
         if not realm.startswith(("http://", "https://")):
-            raise Unauthorized(
+            raise Unauthenticated(
                 f"unauthorized: registry {self.domain} sent a bearer challenge without a realm"
             )
         service = challenge.params.get("service", "")
@@ -199,7 +206,7 @@ class RegistryClient:
             raise Unavailable(f"registry {self.domain}: token server {realm} sent no JSON") from None
         token = data.get("token") or data.get("access_token") if isinstance(data, dict) else None
         if not isinstance(token, str) or not token:
-            raise Unauthorized(f"unauthorized: token server {realm} sent no token for {self.domain}")
+            raise Unauthenticated(f"unauthorized: token server {realm} sent no token for {self.domain}")
         lifetime = data.get("expires_in")
         if not isinstance(lifetime, int | float) or lifetime <= 0:
             lifetime = authmod.DEFAULT_TOKEN_LIFETIME
@@ -215,7 +222,7 @@ class RegistryClient:
             self._authorization = "Bearer " + await self._token(challenge)
         elif challenge.scheme == "basic":
             if not self.credentials.has_basic:
-                raise Unauthorized(f"unauthorized: registry {self.domain} wants credentials and we have none")
+                raise Unauthenticated(f"unauthorized: registry {self.domain} wants credentials; none given")
             self._authorization = self.credentials.basic_header()
 
     # ------------------------------------------------------------------------------------------ requests
@@ -245,7 +252,7 @@ class RegistryClient:
                 self._remember_challenge(response)
                 await response.aclose()
                 if self._challenge is None or self.credentials.registry_token:
-                    raise Unauthorized(f"unauthorized: registry {self.domain} refused GET {url} (401)")
+                    raise Unauthenticated(f"unauthorized: registry {self.domain} refused GET {url} (401)")
                 await self._authorize()
                 url = httpx.URL(self.base_url + path)
                 continue

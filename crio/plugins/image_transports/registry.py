@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from crio.core.errors import CrioError, InvalidArgument, NotFound, Unavailable
+from crio.core.errors import CrioError, InvalidArgument, NotFound, Unauthenticated, Unavailable
 from crio.core.images import registries
 from crio.core.images.manifest import MAX_MANIFEST_SIZE, SCHEMA1_TYPES, SUPPORTED_TYPES, detect_media_type
 from crio.core.images.reference import DockerReference, parse_docker_reference, validate_digest
 from crio.core.images.registries import Endpoint
 from crio.core.types import ImageReference, PullOptions
-from crio.plugins.image_transports.auth import Unauthorized, credentials_for
+from crio.plugins.image_transports.auth import credentials_for
 from crio.plugins.image_transports.client import RegistryClient
 from crio.plugins.image_transports.common import CHUNK_SIZE, deadline_after, guard_size
 
@@ -96,7 +96,7 @@ def _combine(ref: DockerReference, failures: list[CrioError]) -> CrioError:
     last = failures[-1]
     if all(isinstance(f, NotFound) for f in failures):
         return NotFound(text)
-    return type(last)(text) if isinstance(last, Unavailable | Unauthorized | NotFound) else last
+    return type(last)(text) if isinstance(last, Unavailable | Unauthenticated | NotFound) else last
 
 
 async def open_registry(reference: ImageReference, options: PullOptions) -> RegistrySource:
@@ -119,7 +119,7 @@ async def open_registry(reference: ImageReference, options: PullOptions) -> Regi
             await client.aclose()
             failures.append(NotFound(f"image {ref} not found: {exc}"))
             continue
-        except (Unavailable, Unauthorized) as exc:
+        except (Unavailable, Unauthenticated) as exc:
             await client.aclose()
             failures.append(type(exc)(f"pulling {ref}: {exc}"))
             continue
