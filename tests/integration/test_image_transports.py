@@ -579,9 +579,16 @@ def test_blob_not_found(env: Env) -> None:
         asyncio.run(fetch())
 
 
-def test_secure_endpoint_refuses_plain_http(env: Env) -> None:
-    text = pull_error(f"{env.anonymous.host}/app:v1", PullOptions(), Unavailable)
+def test_secure_endpoint_refuses_plain_http(env: Env, tmp_path: Path) -> None:
+    conf = tmp_path / "secure.conf"
+    conf.write_text(f'[[registry]]\nlocation = "{env.anonymous.host}"\ninsecure = false\n')
+    text = pull_error(f"{env.anonymous.host}/app:v1", PullOptions(registries_conf=str(conf)), Unavailable)
     assert env.anonymous.host in text
+
+
+def test_unconfigured_loopback_registry_may_use_plain_http(env: Env) -> None:
+    got = pull(f"{env.anonymous.host}/app:v1", PullOptions())
+    assert got.config_digest == env.single.config_digest
 
 
 @pytest.mark.parametrize(

@@ -230,3 +230,21 @@ def test_rewrite_result_must_be_valid(tmp_path: Path) -> None:
     path.write_text('[[registry]]\nprefix = "a.io/x"\nlocation = "b.io/' + "y/" * 130 + 'z"\n')
     with pytest.raises(InvalidArgument, match=r"rewriting a\.io/x/img:1"):
         registries.resolve(parse_docker_reference("a.io/x/img:1"), str(path))
+
+
+@pytest.mark.parametrize(
+    ("domain", "loopback"),
+    [
+        ("127.0.0.1:5000", True),
+        ("127.1.2.3", True),
+        ("localhost:5000", True),
+        ("[::1]:5000", True),
+        ("registry.k8s.io", False),
+        ("10.0.0.1:5000", False),
+        ("localhost.example.com", False),
+    ],
+)
+def test_loopback_registries_may_use_plain_http(domain: str, loopback: bool) -> None:
+    from crio.plugins.image_transports.registry import is_loopback
+
+    assert is_loopback(domain) is loopback

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from crio.core.errors import InvalidArgument
@@ -57,6 +57,8 @@ class Endpoint:
 
     location_ref: DockerReference
     insecure: bool = False
+    # False when no registries.conf entry matched (built-in defaults apply); not part of equality.
+    configured: bool = field(default=True, compare=False)
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class RegistriesConf:
         """
         registry = self.find(ref)
         if registry is None:
-            return [Endpoint(ref, False)]
+            return [Endpoint(ref, False, configured=False)]
         endpoints: list[Endpoint] = []
         if mirrors and not registry.wildcard and (ref.digest or not registry.mirror_by_digest_only):
             for mirror in registry.mirrors:

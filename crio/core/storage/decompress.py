@@ -34,8 +34,9 @@ COMPRESSION_NONE, COMPRESSION_BZIP2, COMPRESSION_GZIP, COMPRESSION_XZ, COMPRESSI
 COMPRESSION_NAMES = {0: "uncompressed", 1: "bzip2", 2: "gzip", 3: "xz", 4: "zstd"}
 
 CHUNK = 1 << 20
+_GZIP_MAGIC = b"\x1f\x8b"
 _MAGICS = (
-    (b"\x1f\x8b", COMPRESSION_GZIP),
+    (_GZIP_MAGIC, COMPRESSION_GZIP),
     (b"\x28\xb5\x2f\xfd", COMPRESSION_ZSTD),
     (b"\x42\x5a\x68", COMPRESSION_BZIP2),
     (b"\xfd\x37\x7a\x58\x5a\x00", COMPRESSION_XZ),
@@ -109,6 +110,8 @@ def _gzip(src: _Source) -> Iterator[bytes]:
                 data = d.unused_data
                 d = _inflate_mod.decompressobj(31)  # gzip allows concatenated members
                 in_member = False
+                if data and not _GZIP_MAGIC.startswith(data[:2]):
+                    raise InvalidArgument("layer blob has data after its gzip stream that is not gzip")
                 continue
             data = d.unconsumed_tail
             while len(out) == CHUNK and not data:  # output may be pending without further input

@@ -49,6 +49,10 @@ _OPAQUE_XATTR = b"trusted.overlay.opaque"
 _NODE_KINDS = {T_CHAR: stat.S_IFCHR, T_BLOCK: stat.S_IFBLK, T_FIFO: stat.S_IFIFO}
 
 
+class UnsafePath(Exception):
+    """A path component is a symlink or not a directory (raised inside :class:`LayerTree`)."""
+
+
 def clean_name(name: bytes) -> bytes:
     """``name`` as a clean path relative to the root (``b"."`` for the root itself).
 
@@ -143,9 +147,7 @@ class LayerTree:
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                 shown = rel.decode("utf-8", "backslashreplace")
-                raise InvalidArgument(
-                    f"path component {shown!r} is a symlink or not a directory; refusing to write through it"
-                ) from None
+                raise UnsafePath(f"path component {shown!r} is a symlink or not a directory") from None
             raise
         os.mkdir(base, 0o755, dir_fd=parent)
         fd = os.open(base, _DIR_FLAGS, dir_fd=parent)
@@ -169,6 +171,14 @@ class LayerTree:
 
         Returns the content's CRC-64 (``None`` if it has none).
         """
+        try:
+            return self._apply(entry, rel, data)
+        except UnsafePath as exc:
+            raise InvalidArgument(
+                f"tar entry {entry.display()!r}: {exc}; refusing to write through it"
+            ) from None
+
+    def _apply(self, entry: TarEntry, rel: bytes, data: Iterator[memoryview]) -> int | None:
         kind = entry.typeflag
         if rel == b".":
             if kind != T_DIR:
@@ -286,21 +296,23 @@ class LayerTree:
         try:
             target = clean_name(entry.linkname)
         except InvalidArgument:
+            link = entry.linkname.decode("utf-8", "backslashreplace")
             raise InvalidArgument(
-                f"tar entry {shown!r}: hard link target {entry.linkname!r} points outside the layer"
+                f"tar entry {shown!r}: hard link target {link!r} points outside the layer"
             ) from None
+        link = entry.linkname.decode("utf-8", "backslashreplace")
         if target == b"." or target == rel:
-            raise InvalidArgument(f"tar entry {shown!r}: invalid hard link target {entry.linkname!r}")
+            raise InvalidArgument(f"tar entry {shown!r}: invalid hard link target {link!r}")
         thead, _, tbase = target.rpartition(b"/")
         try:
             tparent = self._dir_fd(thead, create=False)
             st = os.lstat(tbase, dir_fd=tparent)
         except FileNotFoundError:
             raise InvalidArgument(
-                f"tar entry {shown!r}: hard link target {entry.linkname!r} does not exist in the layer"
+                f"tar entry {shown!r}: hard link target {link!r} does not exist in the layer"
             ) from None
         if stat.S_ISDIR(st.st_mode):
-            raise InvalidArgument(f"tar entry {shown!r}: hard link to directory {entry.linkname!r}")
+            raise InvalidArgument(f"tar entry {shown!r}: hard link to directory {link!r}")
         try:
             os.link(tbase, base, src_dir_fd=tparent, dst_dir_fd=parent, follow_symlinks=False)
         except FileExistsError:
@@ -401,7 +413,7 @@ class LayerTree:
                 parent = self._dir_fd(head, create=False)
                 if not stat.S_ISDIR(os.lstat(base, dir_fd=parent).st_mode):
                     continue  # replaced by a later entry
-            except (OSError, InvalidArgument):
+            except (OSError, UnsafePath):
                 continue  # removed or replaced by a later entry
             os.utime(base, ns=(atime, mtime), dir_fd=parent, follow_symlinks=False)
 

@@ -7,6 +7,7 @@ tried in order, and the first one that has the manifest serves the whole image.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import AsyncIterator
 
 from crio.core.errors import CrioError, InvalidArgument, NotFound, Unauthenticated, Unavailable
@@ -99,6 +100,23 @@ def _combine(ref: DockerReference, failures: list[CrioError]) -> CrioError:
     return type(last)(text) if isinstance(last, Unavailable | Unauthenticated | NotFound) else last
 
 
+def is_loopback(domain: str) -> bool:
+    """True for a registry on this host (localhost, 127.0.0.0/8, ::1), which may speak plain HTTP.
+
+    Like Docker, and unlike containers/image, crio lets a loopback registry that registries.conf does not
+    mention fall back to plain HTTP: traffic that never leaves the node gains nothing from TLS checks. An
+    explicit registries.conf entry (``insecure = false``) still enforces TLS.
+    """
+    host = domain.rsplit(":", 1)[0] if domain.count(":") == 1 or domain.startswith("[") else domain
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 async def open_registry(reference: ImageReference, options: PullOptions) -> RegistrySource:
     """Open ``reference`` (transport docker): try each registries.conf endpoint until one has the manifest."""
     ref = parse_docker_reference(reference.name)
@@ -109,9 +127,9 @@ async def open_registry(reference: ImageReference, options: PullOptions) -> Regi
     for endpoint in endpoints:
         location = endpoint.location_ref
         credentials = await asyncio.to_thread(credentials_for, location, options)
-        client = RegistryClient(
-            location.domain, endpoint.insecure, credentials, f"repository:{location.path}:pull", deadline
-        )
+        insecure = endpoint.insecure or (not endpoint.configured and is_loopback(location.domain))
+        scope = f"repository:{location.path}:pull"
+        client = RegistryClient(location.domain, insecure, credentials, scope, deadline)
         source = RegistrySource(ref, endpoint, client)
         try:
             await source.get_manifest()
