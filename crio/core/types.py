@@ -39,31 +39,49 @@ class RuntimeFeatures:
 
 @dataclass(frozen=True)
 class ContainerBundle:
-    """Everything a runtime handler needs to act on one container.
+    """Everything a runtime handler needs to act on one container (or a pod's infra container).
 
-    ``bundle`` is the ContainerRunDirectory holding the OCI ``config.json``; ``pid_file`` and ``exit_file``
-    are where the monitor records the container's pid and exit status.
+    ``bundle`` is the ContainerRunDirectory holding the OCI ``config.json``; the handler keeps its own files
+    there too (the container pid file ``pidfile``, the monitor's ``conmon-pidfile``). The monitor writes the
+    exit code to ``exit_dir / id`` when the container exits and creates its attach socket under
+    ``attach_dir``. ``log_path`` is the CRI log file ("" discards output). ``monitor_cgroup`` is the cgroupfs
+    path (relative to the cgroup root) the monitor is moved into; it never shares the container's cgroup.
     """
 
     id: str
+    name: str
     pod_id: str
     bundle: Path
-    pid_file: Path
-    exit_file: Path
+    exit_dir: Path
+    attach_dir: Path
     log_path: str = ""
     terminal: bool = False
     stdin: bool = False
     stdin_once: bool = False
-    cgroup_parent: str = ""
+    monitor_cgroup: str = ""
+
+    @property
+    def pid_file(self) -> Path:
+        """Where the runtime writes the container's init pid."""
+        return self.bundle / "pidfile"
+
+    @property
+    def exit_file(self) -> Path:
+        """Where the monitor writes the exit code."""
+        return self.exit_dir / self.id
 
 
 @dataclass(frozen=True)
 class ContainerRuntimeState:
-    """A runtime's view of a container: OCI status ("created", "running", "stopped", "paused"), pid."""
+    """A runtime's view of a container: OCI status ("created", "running", "stopped", "paused") and pid.
+
+    ``exit_code`` and ``finished_at`` (ns since the epoch) come from the monitor's exit file once stopped.
+    """
 
     status: str
     pid: int = 0
     exit_code: int | None = None
+    finished_at: int = 0
 
 
 @dataclass(frozen=True)
