@@ -91,6 +91,7 @@ step "types: mypy crio tests"
 step "fixtures: local registry on 127.0.0.1:5000 and the test images (hack/images/build.sh)"
 bash "$REPO_ROOT/hack/registry.sh" start || fail "registry"
 bash "$REPO_ROOT/hack/images/build.sh" || fail "test images"
+bash "$REPO_ROOT/hack/host-network-setup.sh" || fail "host network set-up (hostPorts, bridge netfilter)"
 
 step "unit tests: pytest -q tests/unit"
 run_pytest tests/unit 1

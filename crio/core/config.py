@@ -84,6 +84,7 @@ class Config:
     def runtime_handlers(self) -> dict[str, RuntimeHandler]:
         """Return every configured runtime handler by name, with its runtime binary resolved."""
         handlers = {}
+        conmon = str(self.get("crio.runtime.conmon")) or "conmon"
         for name, table in self.runtimes.items():
             handlers[name] = RuntimeHandler(
                 name=name,
@@ -92,7 +93,7 @@ class Config:
                 or name,
                 runtime_type=table["runtime_type"],
                 runtime_root=table["runtime_root"],
-                monitor_path=table["monitor_path"] or str(self.get("crio.runtime.conmon")),
+                monitor_path=_resolved(table["monitor_path"] or conmon),
                 monitor_env=tuple(table["monitor_env"]),
                 allowed_annotations=tuple(table["allowed_annotations"]),
                 container_create_timeout=int(table["container_create_timeout"]),
@@ -312,6 +313,11 @@ def _check_path_syntax(key: Key, value: str, origin: str, dotted: str) -> None:
     bare_name = key.path == schema.PATH_EXEC and "/" not in value
     if not bare_name and not os.path.isabs(value):
         raise ConfigError(f"{origin}: {dotted}: {value!r} is not an absolute path")
+
+
+def _resolved(name_or_path: str) -> str:
+    """The executable's absolute path when it can be found, else the name as given (checked at start)."""
+    return resolve_executable(name_or_path) or name_or_path
 
 
 def resolve_executable(name_or_path: str) -> str | None:

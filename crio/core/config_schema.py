@@ -97,7 +97,6 @@ KEYS: tuple[Key, ...] = (
         "",
         "Path of conmon; empty finds it on PATH.",
         path=PATH_EXEC,
-        pending="4",
     ),
     _k(
         "crio.runtime",
@@ -123,7 +122,6 @@ KEYS: tuple[Key, ...] = (
         "/var/run/crio/exits",
         "Where conmon writes exit files.",
         path=PATH_DIR,
-        pending="5",
     ),
     _k(
         "crio.runtime",
@@ -132,7 +130,6 @@ KEYS: tuple[Key, ...] = (
         "/var/run/crio",
         "Where conmon creates attach sockets.",
         path=PATH_DIR,
-        pending="5",
     ),
     _k(
         "crio.runtime",
@@ -141,7 +138,6 @@ KEYS: tuple[Key, ...] = (
         "/var/run",
         "Where pinned namespaces live.",
         path=PATH_DIR,
-        pending="4",
     ),
     _k(
         "crio.runtime",
@@ -194,7 +190,6 @@ KEYS: tuple[Key, ...] = (
         "",
         "Command of the infra container; empty runs the pause image's own entrypoint.",
         reloadable=True,
-        pending="4",
     ),
     _k(
         "crio.image",

@@ -16,12 +16,17 @@ from grpc import aio
 import crio
 from crio.core import logs, proc
 from crio.core.config import Config, ConfigError, effective_notices
+from crio.core.containers.manager import ContainerManager
 from crio.core.images.pause import ensure_pause_image
 from crio.core.images.service import ImageService
 from crio.core.plugins import PluginManager
+from crio.core.runtime_calls import RuntimeCalls
 from crio.core.runtime_info import RuntimeInfo
+from crio.core.sandbox.manager import SandboxManager
 from crio.core.server import socket as crisocket
+from crio.core.server.containers import ContainerRPCs
 from crio.core.server.images import ImageRPCs
+from crio.core.server.pods import PodRPCs
 from crio.core.server.runtime_info import RuntimeInfoRPCs
 from crio.core.server.services import generic_handlers, implemented_rpcs
 from crio.core.storage.store import Store
@@ -51,12 +56,19 @@ class Daemon:
         self._server: aio.Server | None = None
         self.access: StoreAccess | None = None
         self.images: ImageService | None = None
+        self.pods: SandboxManager | None = None
+        self.containers: ContainerManager | None = None
         self._background: set[asyncio.Task[object]] = set()
 
     def families(self) -> list[object]:
         """The RPC family objects the gRPC server serves."""
-        assert self.images is not None, "storage is not open"
-        return [RuntimeInfoRPCs(self.info), ImageRPCs(self.images)]
+        assert self.images is not None and self.pods is not None and self.containers is not None
+        return [
+            RuntimeInfoRPCs(self.info),
+            ImageRPCs(self.images),
+            PodRPCs(self.pods),
+            ContainerRPCs(self.containers),
+        ]
 
     async def open_storage(self) -> None:
         """Open the containers/storage store with the chosen driver and make sure the pause image exists."""
@@ -73,6 +85,14 @@ class Daemon:
         self.images = ImageService(self.config, self.access, self.plugins)
         log.info("storage: driver %s, graph root %s", driver, store.graphroot)
         await ensure_pause_image(self.images, str(self.config.get("crio.image.pause_image")))
+        runtime = RuntimeCalls(self.config, self.plugins)
+        self.pods = SandboxManager(self.config, self.access, self.plugins, self.images, runtime)
+        self.containers = ContainerManager(
+            self.config, self.access, self.plugins, self.images, self.pods, runtime
+        )
+        self.pods.members = self.containers
+        await self.pods.restore()
+        await self.containers.restore()
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT; return the process exit code."""
@@ -158,6 +178,8 @@ class Daemon:
         if self._server is not None:
             await self._server.stop(GRACE_PERIOD)
         crisocket.remove(self.config.listen)
+        if self.containers is not None:
+            await self.containers.close()
         await self._close_storage()
         for pending in self.plugins.hook.crio_shutdown():
             if pending is not None:

@@ -143,6 +143,19 @@ def crio_runtime_state(
 
 
 @hookspec(firstresult=True)
+def crio_runtime_wait(
+    handler: RuntimeHandler, container: ContainerBundle
+) -> Awaitable[ContainerRuntimeState] | None:
+    """Wait until ``container`` has exited, without polling; resolve to its stopped state.
+
+    The state carries the exit code and finish time the monitor recorded; a container that has already
+    exited resolves at once. Raises :class:`crio.core.errors.Unavailable` when the monitor died without
+    recording the exit. Cancelling the awaitable only stops the wait. firstresult; ``None`` if not this
+    plugin's runtime type.
+    """
+
+
+@hookspec(firstresult=True)
 def crio_runtime_exec_sync(
     handler: RuntimeHandler,
     container: ContainerBundle,
@@ -155,6 +168,14 @@ def crio_runtime_exec_sync(
     Each of stdout and stderr is captured up to ``output_limit`` bytes. On timeout the exec'd process is
     killed and :class:`crio.core.errors.DeadlineExceeded` is raised. firstresult; ``None`` if not this
     plugin's runtime type.
+    """
+
+
+@hookspec(firstresult=True)
+def crio_runtime_reopen_log(handler: RuntimeHandler, container: ContainerBundle) -> Awaitable[None] | None:
+    """Make the container's monitor reopen its CRI log file (after the kubelet rotated it).
+
+    firstresult; ``None`` if not this plugin's runtime type.
     """
 
 
@@ -293,6 +314,24 @@ def crio_network_teardown(request: PodNetworkRequest) -> Awaitable[None] | None:
 @hookspec(firstresult=True)
 def crio_network_pod_status(request: PodNetworkRequest) -> Awaitable[PodNetworkResult] | None:
     """Return the addresses currently held by a pod. firstresult."""
+
+
+@hookspec(firstresult=True)
+def crio_network_check(request: PodNetworkRequest) -> Awaitable[None] | None:
+    """Verify that a pod's attachment is still as it was set up (CNI CHECK). firstresult.
+
+    The awaitable raises when the attachment is broken, :class:`crio.core.errors.NotFound` when the pod is
+    not attached; it does nothing when the network does not support checks.
+    """
+
+
+@hookspec
+def crio_network_gc(active_pod_ids: Sequence[str]) -> Awaitable[None] | None:
+    """Release the attachments of pods that no longer exist (every pod not in ``active_pod_ids``).
+
+    Called at daemon start with the IDs of the pods the daemon knows. Every network plugin is called and
+    each returned awaitable is awaited; failures are logged by the plugin, not raised.
+    """
 
 
 # --------------------------------------------------------------------------------------------------

@@ -200,3 +200,53 @@ def _write_and_close(fd: int, data: bytes) -> None:
             handle.write(data)
     except BrokenPipeError:
         pass
+
+
+@dataclass(frozen=True)
+class Spawned:
+    """A started process that nobody waits on synchronously: its pid and its exit future.
+
+    ``exited`` is resolved by the central reaper with the exit code (negative: killed by that signal).
+    """
+
+    pid: int
+    exited: asyncio.Future[int]
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    pass_fds: Sequence[int] = (),
+    stdout: int | None = None,
+    stderr: int | None = None,
+    new_session: bool = False,
+) -> Spawned:
+    """Start ``argv`` and return at once with its pid and exit future; call it on the loop thread.
+
+    stdin is /dev/null; stdout and stderr are /dev/null unless a file descriptor is given (the caller keeps
+    and closes its own copy). ``pass_fds`` stay open in the child under the same numbers (e.g. a sync pipe
+    named in an environment variable). ``new_session`` makes the child a session and process-group leader,
+    so the caller can signal the whole group. Unlike :func:`run`, nothing is captured or awaited here: this
+    suits daemonizing monitors and processes whose output goes to pipes the caller reads itself.
+    """
+    loop = asyncio.get_running_loop()
+    REAPER.install(loop)
+    try:
+        popen = subprocess.Popen(  # registered with the reaper below, before the loop runs again
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL if stdout is None else stdout,
+            stderr=subprocess.DEVNULL if stderr is None else stderr,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            close_fds=True,
+            pass_fds=tuple(pass_fds),
+            start_new_session=new_session,
+        )
+    except OSError as exc:
+        raise ProcessError(argv, 127, f"cannot execute: {exc.strerror}") from None
+    exited = REAPER.watch(popen.pid)
+    popen.returncode = 0  # the reaper owns waitpid(); keep Popen from ever waiting or warning
+    return Spawned(popen.pid, exited)

@@ -75,13 +75,15 @@ class ContainerBundle:
 class ContainerRuntimeState:
     """A runtime's view of a container: OCI status ("created", "running", "stopped", "paused") and pid.
 
-    ``exit_code`` and ``finished_at`` (ns since the epoch) come from the monitor's exit file once stopped.
+    ``exit_code`` and ``finished_at`` (ns since the epoch) come from the monitor's exit file once stopped;
+    ``oom_killed`` says the kernel's OOM killer ended it.
     """
 
     status: str
     pid: int = 0
     exit_code: int | None = None
     finished_at: int = 0
+    oom_killed: bool = False
 
 
 @dataclass(frozen=True)

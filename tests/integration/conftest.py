@@ -166,6 +166,8 @@ def crio_factory(tmp_path: Path) -> Iterator[CrioFactory]:
     yield make
     for daemon in built:
         daemon.stop()
+    # netns.create makes the namespace directory a shared mount point of its own (as `ip netns` does).
+    subprocess.run(["umount", "-l", str(tmp_path / "ns" / "netns")], capture_output=True, check=False)
 
 
 @pytest.fixture

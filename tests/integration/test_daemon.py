@@ -51,13 +51,13 @@ def test_status_and_runtime_config(crio_daemon: CrioProcess) -> None:
 
 def test_unimplemented_rpcs_name_themselves(crio_daemon: CrioProcess) -> None:
     with pytest.raises(grpc.RpcError) as err:
-        crio_daemon.runtime().RunPodSandbox(pb.RunPodSandboxRequest(), timeout=10)
+        crio_daemon.runtime().CheckpointContainer(pb.CheckpointContainerRequest(), timeout=10)
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "RunPodSandbox" in (err.value.details() or "")
+    assert "CheckpointContainer" in (err.value.details() or "")
     with pytest.raises(grpc.RpcError) as err:
-        crio_daemon.runtime().CreateContainer(pb.CreateContainerRequest(), timeout=10)
+        crio_daemon.runtime().PortForward(pb.PortForwardRequest(), timeout=10)
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "CreateContainer" in (err.value.details() or "")
+    assert "PortForward" in (err.value.details() or "")
     with pytest.raises(grpc.RpcError) as err:
         list(crio_daemon.runtime().StreamContainers(pb.StreamContainersRequest(), timeout=10))
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED

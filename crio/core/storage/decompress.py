@@ -50,6 +50,10 @@ _CODEC_ERRORS: tuple[type[BaseException], ...] = (
 _EOF = object()
 
 
+class BlobReadError(Exception):
+    """Reading the blob failed (``__cause__`` is the original error): not a problem of the layer's content."""
+
+
 def detect_compression(head: bytes) -> int:
     """The containers/storage compression number for a stream starting with ``head``."""
     for magic, kind in _MAGICS:
@@ -102,26 +106,22 @@ def _gzip(src: _Source) -> Iterator[bytes]:
     in_member = False
     for data in src.chunks():
         while data:
-            in_member = True
+            if not in_member:  # gzip allows concatenated members; Go refuses anything else after one
+                if not _GZIP_MAGIC.startswith(data[:2]):
+                    raise InvalidArgument("layer blob has data after its gzip stream that is not gzip")
+                in_member = True
             out = d.decompress(data, CHUNK)
             if out:
                 yield out
-            if d.eof:
-                data = d.unused_data
-                d = _inflate_mod.decompressobj(31)  # gzip allows concatenated members
-                in_member = False
-                if data and not _GZIP_MAGIC.startswith(data[:2]):
-                    raise InvalidArgument("layer blob has data after its gzip stream that is not gzip")
-                continue
             data = d.unconsumed_tail
-            while len(out) == CHUNK and not data:  # output may be pending without further input
+            while len(out) == CHUNK and not data and not d.eof:  # output pending without further input
                 out = d.decompress(b"", CHUNK)
                 if out:
                     yield out
-                if d.eof:
-                    d = _inflate_mod.decompressobj(31)
-                    in_member = False
-                    break
+            if d.eof:
+                data = d.unused_data + data
+                d = _inflate_mod.decompressobj(31)
+                in_member = False
     if in_member:
         raise InvalidArgument("gzip stream is truncated (the blob ended inside a compressed member)")
 
@@ -241,7 +241,10 @@ class ChunkPipe:
         self._put(item)
 
     def next_chunk(self) -> bytes:
-        """The next block of uncompressed bytes, ``b""`` at the end; re-raises the worker's error."""
+        """The next block of uncompressed bytes, ``b""`` at the end.
+
+        Raises the worker's :class:`InvalidArgument` for corrupt data, else :class:`BlobReadError`.
+        """
         if self._done:
             return b""
         cancel = self._cancel
@@ -257,7 +260,9 @@ class ChunkPipe:
             return b""
         if isinstance(item, BaseException):
             self._done = True
-            raise item
+            if isinstance(item, InvalidArgument):
+                raise item
+            raise BlobReadError(f"reading the layer blob failed: {item}") from item
         assert isinstance(item, bytes)
         return item
 

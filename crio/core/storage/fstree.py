@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_MAX_CACHED_DIRS = 512
+_MAX_CACHED_DIRS = 64  # a few parallel extractions must stay far below a 1024-fd limit
 _MAX_ID = 0xFFFFFFFE  # (uid_t)-1 means "leave unchanged" to chown
 _OPAQUE_XATTR = b"trusted.overlay.opaque"
 _NODE_KINDS = {T_CHAR: stat.S_IFCHR, T_BLOCK: stat.S_IFBLK, T_FIFO: stat.S_IFIFO}

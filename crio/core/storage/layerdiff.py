@@ -20,7 +20,12 @@ Behaviour follows containers/storage (pkg/archive ``Unpack`` for overlay, ``Unpa
   the stream it comes); hard links may point at files of the parent; a ``.`` entry sets the root's metadata;
 * ownership is set first, then xattrs, then the mode (so setuid/setgid bits and file capabilities
   survive), then times; directory times are set at the end;
-* a file path that appears twice is refused, as tar-split (and so containers/storage) refuses it.
+* a file path that appears twice is refused, as tar-split (and so containers/storage) refuses it;
+* xattrs: ``trusted.overlay.*`` from a layer is dropped; ENOTSUP, and EPERM/EACCES for ``trusted.*`` and
+  ``security.selinux``, skip the xattr with a warning; any other refusal fails the entry.
+
+Errors: bad content raises :class:`InvalidArgument`; an error reading ``blob`` itself (e.g. a dropped
+registry connection) and host errors (ENOSPC, EIO, ...) propagate unchanged.
 
 Cancellation: ``cancel`` is checked between entries and while waiting for data; when set,
 :class:`DeadlineExceeded` ("pull cancelled") is raised and the caller removes the half-written layer.
@@ -42,6 +47,7 @@ from crio.core.storage.decompress import (
     COMPRESSION_NONE,
     COMPRESSION_XZ,
     COMPRESSION_ZSTD,
+    BlobReadError,
     ChunkPipe,
 )
 from crio.core.storage.fstree import LayerTree, clean_name
@@ -100,6 +106,9 @@ def apply_diff(
     try:
         pipe.start()
         uids, gids = _extract(TarInput(pipe.next_chunk), tree, TarSplitWriter(tar_split), cancel)
+    except BlobReadError as exc:  # the blob's own error (e.g. the registry connection), as raised
+        assert exc.__cause__ is not None
+        raise exc.__cause__ from None
     finally:
         pipe.close()
         tree.close()

@@ -51,12 +51,10 @@ class TarInput:
     def _fill(self) -> bool:
         if self.eof:
             return False
-        data = self._next()
+        data = self._next()  # callers have consumed the current chunk
         if not data:
             self.eof = True
             return False
-        if self._pos < len(self._buf):
-            data = self._buf[self._pos :] + data
         self._buf = data
         self._mv = memoryview(data)
         self._pos = 0

@@ -1,6 +1,6 @@
 """CNI network configuration files as libcni reads them: ``*.conflist`` lists, ``*.conf``/``*.json`` singles.
 
-Pure functions: parse and validate a directory's files and pick the network to use.
+Pure functions: parse and validate a directory's files (or cached bytes) and pick the network to use.
 """
 
 from __future__ import annotations
@@ -20,7 +20,11 @@ class ConflistError(Exception):
 
 @dataclass(frozen=True)
 class NetworkConfigList:
-    """One CNI network: its name, cniVersion, plugin configs (in chain order) and source file."""
+    """One CNI network: its name, cniVersion, plugin configs (in chain order) and source file.
+
+    ``data`` is the list's JSON as libcni caches it: the file's bytes for a ``.conflist``, a generated
+    list holding the one plugin for a single-plugin file.
+    """
 
     name: str
     cni_version: str
@@ -28,18 +32,31 @@ class NetworkConfigList:
     path: str
     disable_check: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
+    data: bytes = b""
 
 
 def parse_file(path: str) -> NetworkConfigList:
     """Parse one config file; a single-plugin ``.conf`` becomes a one-element list, as libcni does."""
     try:
         with open(path, "rb") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as exc:
+            content = handle.read()
+    except OSError as exc:
+        raise ConflistError(f"{path}: cannot parse: {exc}") from None
+    return parse_bytes(content, path, single=not path.endswith(".conflist"))
+
+
+def parse_bytes(content: bytes, path: str, single: bool = False) -> NetworkConfigList:
+    """Parse a network config list (or, with ``single``, one plugin's config) from ``content``.
+
+    ``path`` names the source in errors (a file, or e.g. the cache entry the bytes come from).
+    """
+    try:
+        data = json.loads(content)
+    except ValueError as exc:
         raise ConflistError(f"{path}: cannot parse: {exc}") from None
     if not isinstance(data, dict):
         raise ConflistError(f"{path}: expected a JSON object")
-    if path.endswith(".conflist"):
+    if not single:
         plugins = data.get("plugins")
         if not isinstance(plugins, list) or not plugins:
             raise ConflistError(f"{path}: 'plugins' must be a non-empty list")
@@ -58,14 +75,24 @@ def parse_file(path: str) -> NetworkConfigList:
             raise ConflistError(f"{path}: plugin #{index} has no 'type'")
         if "/" in plugin["type"] or plugin["type"] in (".", ".."):
             raise ConflistError(f"{path}: plugin #{index} type {plugin['type']!r} is not a plugin name")
+    if single:
+        content = json.dumps({"cniVersion": version, "name": name, "plugins": plugins}).encode()
     return NetworkConfigList(
         name=name,
         cni_version=version,
         plugins=tuple(plugins),
         path=path,
-        disable_check=bool(data.get("disableCheck", False)),
+        disable_check=_flag(data.get("disableCheck", False)),
         raw=data,
+        data=content,
     )
+
+
+def _flag(value: Any) -> bool:
+    """A boolean config field; libcni also accepts the strings "true"/"false"."""
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
 
 
 def config_files(directory: str) -> list[str]:

@@ -1,0 +1,1 @@
+"""Containers of pods: model, lifecycle, spec building."""

@@ -1,0 +1,474 @@
+"""Container lifecycle inside pods: create, start, stop, remove, status, list, update, reopen log, restore.
+
+A container is a containers/storage container on its image, with its OCI spec in its ContainerDirectory and
+ContainerRunDirectory, run by the pod's runtime handler under a monitor. Exits are noticed without polling
+(the handler's wait hook) and every state change is persisted atomically in ``container.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from crio.core.cleanup import CleanupStack
+from crio.core.config import Config
+from crio.core.containers import specbuild
+from crio.core.containers.model import (
+    CREATED,
+    EXITED,
+    REASON_COMPLETED,
+    REASON_ERROR,
+    REASON_OOM,
+    RUNNING,
+    UNKNOWN,
+    Container,
+)
+from crio.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from crio.core.images.service import ImageService
+from crio.core.plugins import PluginManager
+from crio.core.runtime_calls import RuntimeCalls
+from crio.core.sandbox.manager import SandboxManager
+from crio.core.sandbox.model import READY, Sandbox
+from crio.core.storage.atomic import atomic_write
+from crio.core.storage.layerid import random_id
+from crio.core.storeaccess import StoreAccess
+from crio.core.types import ContainerBundle, ContainerRuntimeState, ExecResult
+
+log = logging.getLogger(__name__)
+
+MONITOR_CGROUP = "/crio-monitors"
+
+
+def storage_name(container_config: Mapping[str, Any], pod: Sandbox) -> str:
+    """The storage name of a container, as CRI-O names it."""
+    meta = pod.metadata
+    return "k8s_{}_{}_{}_{}_{}".format(
+        container_config["metadata"]["name"],
+        meta["name"],
+        meta["namespace"],
+        meta["uid"],
+        int(container_config["metadata"].get("attempt", 0)),
+    )
+
+
+def log_path_of(pod: Sandbox, config: Mapping[str, Any]) -> str:
+    """The container's CRI log path: the pod's log directory joined with the container's relative log_path.
+
+    A log_path that is absolute or climbs out with ``..`` is refused (CRI-O would write outside).
+    """
+    relative = str(config.get("log_path", ""))
+    directory = str(pod.config.get("log_directory", ""))
+    if not relative:
+        return ""
+    if os.path.isabs(relative) or ".." in Path(relative).parts:
+        raise InvalidArgument(
+            f"log_path {relative!r} must be relative to the pod's log directory, without '..'"
+        )
+    if not directory:
+        raise InvalidArgument(f"log_path {relative!r} given but the pod has no log_directory")
+    return os.path.join(directory, relative)
+
+
+class ContainerManager:
+    """Owns every container of the daemon."""
+
+    def __init__(
+        self,
+        config: Config,
+        access: StoreAccess,
+        plugins: PluginManager,
+        images: ImageService,
+        pods: SandboxManager,
+        runtime: RuntimeCalls,
+    ) -> None:
+        self.config = config
+        self.access = access
+        self.store = access.store
+        self.plugins = plugins
+        self.images = images
+        self.pods = pods
+        self.runtime = runtime
+        self.containers: dict[str, Container] = {}
+        self.names: dict[str, str] = {}
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # ------------------------------------------------------------------------------------------ lookups
+
+    def get(self, id_or_prefix: str) -> Container:
+        """The container with this ID or unique ID prefix; NotFound otherwise."""
+        if not id_or_prefix:
+            raise InvalidArgument("container ID is empty")
+        found = self.containers.get(id_or_prefix)
+        if found is not None:
+            return found
+        matches = [c for c in self.containers.values() if c.id.startswith(id_or_prefix)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidArgument(
+                f"container ID prefix {id_or_prefix} is ambiguous ({len(matches)} containers)"
+            )
+        raise NotFound(f"container {id_or_prefix} not found")
+
+    def find(self, id_or_prefix: str) -> Container | None:
+        """Like :meth:`get`, but None for an unknown container."""
+        try:
+            return self.get(id_or_prefix)
+        except NotFound:
+            return None
+
+    def of_pod(self, pod_id: str) -> list[Container]:
+        """The containers of one pod."""
+        return [c for c in self.containers.values() if c.pod_id == pod_id]
+
+    def list(
+        self,
+        id_prefix: str = "",
+        state: str | None = None,
+        pod_id: str = "",
+        labels: Mapping[str, str] | None = None,
+    ) -> list[Container]:
+        """Containers matching ID (prefix), state, pod (ID or prefix) and a label selector."""
+        result = []
+        for container in self.containers.values():
+            if id_prefix and not container.id.startswith(id_prefix):
+                continue
+            if state is not None and container.state != state:
+                continue
+            if pod_id and not container.pod_id.startswith(pod_id):
+                continue
+            if labels and any(container.labels.get(k) != v for k, v in labels.items()):
+                continue
+            result.append(container)
+        return sorted(result, key=lambda c: c.created_at)
+
+    def _lock(self, container_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(container_id, asyncio.Lock())
+
+    # ---------------------------------------------------------------------------------------------- create
+
+    async def create(
+        self, pod_id: str, config: dict[str, Any], pod_config: dict[str, Any] | None = None
+    ) -> str:
+        """Create a container in a pod; return its ID."""
+        if not config.get("metadata", {}).get("name"):
+            raise InvalidArgument("ContainerConfig.metadata.name is required")
+        image = str(config.get("image", {}).get("image", ""))
+        if not image:
+            raise InvalidArgument("ContainerConfig.image.image is required")
+        pod = self.pods.get(pod_id)
+        if pod.state != READY:
+            raise FailedPrecondition(f"pod sandbox {pod.id} is not ready")
+        log_path = log_path_of(pod, config)
+        name = storage_name(config, pod)
+        holder = self.names.get(name)
+        if holder is not None:
+            raise AlreadyExists(f"container name {name} is reserved by container {holder}")
+        found = await self.images.resolve(image)
+        if found is None:
+            raise NotFound(f"image {image} is not in the store; pull it first")
+        container_id = random_id()
+        self.names[name] = container_id
+        try:
+            async with CleanupStack(f"CreateContainer {name}") as undo:
+                container = await self._create(undo, container_id, name, pod, config, image, found, log_path)
+        except BaseException:
+            self.names.pop(name, None)
+            raise
+        log.info("container %s (%s) created in pod %s", container_id, name, pod.id)
+        return container.id
+
+    async def _create(
+        self,
+        undo: CleanupStack,
+        container_id: str,
+        name: str,
+        pod: Sandbox,
+        config: dict[str, Any],
+        image: str,
+        found: Any,
+        log_path: str,
+    ) -> Container:
+        info = await self.images.info(found, with_config=True)
+        image_name = info.repo_tags[0] if info.repo_tags else found.id
+        metadata = json.dumps(
+            {
+                "pod-name": pod.name,
+                "pod-id": pod.id,
+                "image-name": image_name,
+                "image-id": found.id,
+                "name": name,
+                "created-at": int(time.time()),
+                "mountlabel": "",
+            }
+        )
+        await self.access.call(self.store.create_container, container_id, [name], found.id, metadata)
+        undo.push("storage container", lambda: self.access.bulk(self.store.delete_container, container_id))
+        rootfs = await self.access.call(self.store.mount, container_id)
+        undo.push("rootfs mount", lambda: self.access.call(self.store.unmount, container_id, True))
+        userdata = await self.access.call(self.store.container_directory, container_id)
+        rundir = await self.access.call(self.store.container_run_directory, container_id)
+        pod_status_pid = await self._infra_pid(pod)
+        built = await specbuild.build(
+            self.config, self.plugins, container_id, config, pod, info.config, str(rootfs), pod_status_pid
+        )
+        if log_path:
+            await asyncio.to_thread(os.makedirs, os.path.dirname(log_path), 0o755, True)
+        spec_bytes = json.dumps(built.spec, indent=1).encode()
+        await asyncio.to_thread(_write_spec, spec_bytes, userdata, rundir)
+        container = Container(
+            id=container_id,
+            name=name,
+            pod_id=pod.id,
+            config=config,
+            image=image,
+            image_id=found.id,
+            image_name=image_name,
+            runtime_handler=pod.runtime_handler,
+            log_path=log_path,
+            created_at=time.time_ns(),
+            stop_signal=built.stop_signal,
+            user=built.user,
+        )
+        bundle = self._bundle(container, rundir)
+        state = await self.runtime.create(pod.runtime_handler, bundle)
+        undo.push("runtime container", lambda: self.runtime.destroy(pod.runtime_handler, bundle))
+        container.pid = state.pid
+        self.containers[container_id] = container
+        undo.push_sync("container record", lambda: self.containers.pop(container_id, None))
+        await self._persist(container)
+        return container
+
+    async def _infra_pid(self, pod: Sandbox) -> int:
+        _, info = await self.pods.status(pod.id)
+        pid = int(info.get("pid", 0))
+        if pid <= 0:
+            raise FailedPrecondition(f"pod sandbox {pod.id} has no running infra container")
+        return pid
+
+    def _bundle(self, container: Container, rundir: Path) -> ContainerBundle:
+        return ContainerBundle(
+            id=container.id,
+            name=container.name,
+            pod_id=container.pod_id,
+            bundle=rundir,
+            exit_dir=Path(str(self.config.get("crio.runtime.container_exits_dir"))),
+            attach_dir=Path(str(self.config.get("crio.runtime.container_attach_socket_dir"))),
+            log_path=container.log_path,
+            terminal=bool(container.config.get("tty", False)),
+            stdin=bool(container.config.get("stdin", False)),
+            stdin_once=bool(container.config.get("stdin_once", False)),
+            monitor_cgroup=MONITOR_CGROUP,
+        )
+
+    async def bundle_of(self, container: Container) -> ContainerBundle:
+        """The runtime bundle description of a container."""
+        rundir = await self.access.call(self.store.container_run_directory, container.id)
+        return self._bundle(container, rundir)
+
+    async def _persist(self, container: Container) -> None:
+        directory = await self.access.call(self.store.container_directory, container.id)
+        await asyncio.to_thread(atomic_write, Container.state_path(directory), container.to_json())
+
+    # ------------------------------------------------------------------------------------- start / stop
+
+    async def start(self, container_id: str) -> None:
+        """Start a created container and watch for its exit."""
+        container = self.get(container_id)
+        async with self._lock(container.id):
+            if container.state != CREATED:
+                raise FailedPrecondition(f"container {container.id} is {container.state}, not created")
+            bundle = await self.bundle_of(container)
+            started_at = time.time_ns()
+            await self.runtime.start(container.runtime_handler, bundle)
+            container.state = RUNNING
+            container.started_at = started_at
+            await self._persist(container)
+        self._watch(container)
+
+    def _watch(self, container: Container) -> None:
+        if container.id in self._watchers:
+            return
+        task = asyncio.get_running_loop().create_task(self._wait_exit(container), name=f"wait {container.id}")
+        self._watchers[container.id] = task
+        task.add_done_callback(lambda _t: self._watchers.pop(container.id, None))
+
+    async def _wait_exit(self, container: Container) -> None:
+        bundle = await self.bundle_of(container)
+        try:
+            state = await self.runtime.wait(container.runtime_handler, bundle, timeout=float("inf"))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("waiting for container %s failed", container.id)
+            return
+        if state is not None:
+            await self._record_exit(container, state)
+
+    async def _record_exit(self, container: Container, state: ContainerRuntimeState) -> None:
+        if container.state == EXITED or container.id not in self.containers:
+            return
+        container.state = EXITED
+        container.exit_code = state.exit_code if state.exit_code is not None else -1
+        container.finished_at = max(state.finished_at or time.time_ns(), container.started_at)
+        if state.oom_killed:
+            container.reason = REASON_OOM
+        else:
+            container.reason = REASON_COMPLETED if container.exit_code == 0 else REASON_ERROR
+        log.info("container %s exited with %d (%s)", container.id, container.exit_code, container.reason)
+        await self._persist(container)
+
+    async def stop(self, container_id: str, timeout: float) -> None:
+        """Stop a container: its stop signal, SIGKILL after ``timeout`` seconds. Unknown or stopped: fine.
+
+        Not serialized with other stops: a second stop with a shorter timeout takes effect at once.
+        """
+        container = self.find(container_id)
+        if container is None or container.state in (EXITED, UNKNOWN):
+            return
+        bundle = await self.bundle_of(container)
+        stop_signal = _signal_number(container.stop_signal)
+        state = await self.runtime.stop(container.runtime_handler, bundle, max(timeout, 0), stop_signal)
+        if container.state == CREATED and state.status == "stopped" and state.exit_code is None:
+            state = ContainerRuntimeState("stopped", exit_code=-1, finished_at=time.time_ns())
+        await self._record_exit(container, state)
+
+    async def remove(self, container_id: str) -> None:
+        """Stop (if running) and remove a container and its storage. Unknown: fine."""
+        container = self.find(container_id)
+        if container is None:
+            return
+        async with self._lock(container.id):
+            if container.id not in self.containers:
+                return
+            bundle = await self.bundle_of(container)
+            watcher = self._watchers.get(container.id)
+            await self.runtime.destroy(container.runtime_handler, bundle)
+            if watcher is not None:
+                watcher.cancel()
+            await self.access.call(self.store.unmount, container.id, True)
+            await self.access.bulk(self.store.delete_container, container.id)
+            self.containers.pop(container.id, None)
+            self.names.pop(container.name, None)
+        self._locks.pop(container.id, None)
+        log.info("container %s (%s) removed", container.id, container.name)
+
+    # ------------------------------------------------------------------------------------- status & co
+
+    async def status(self, container_id: str) -> tuple[Container, dict[str, Any]]:
+        """A container and verbose info (pid, OCI spec)."""
+        container = self.get(container_id)
+        bundle = await self.bundle_of(container)
+        if container.state == RUNNING:
+            state = await self.runtime.state(container.runtime_handler, bundle)
+            if state.status == "stopped":
+                await self._record_exit(container, state)
+        spec = await asyncio.to_thread(_read_json, bundle.bundle / "config.json")
+        return container, {"pid": container.pid, "runtimeSpec": spec, "sandboxID": container.pod_id}
+
+    async def update_resources(self, container_id: str, linux: Mapping[str, Any]) -> None:
+        """Apply new Linux resources to a running or created container."""
+        container = self.get(container_id)
+        if container.state not in (CREATED, RUNNING):
+            raise FailedPrecondition(f"container {container.id} is {container.state}")
+        resources = specbuild.oci_resources(linux)
+        await self.runtime.update(container.runtime_handler, await self.bundle_of(container), resources)
+        container.config.setdefault("linux", {})["resources"] = dict(linux)
+        await self._persist(container)
+
+    async def reopen_log(self, container_id: str) -> None:
+        """Make the monitor reopen the container's log file (after the kubelet rotated it)."""
+        container = self.get(container_id)
+        if container.state != RUNNING:
+            raise FailedPrecondition(f"container {container.id} is not running")
+        await self.runtime.reopen_log(container.runtime_handler, await self.bundle_of(container))
+
+    async def exec_sync(
+        self, container_id: str, command: Sequence[str], timeout: float, limit: int
+    ) -> ExecResult:
+        """Run ``command`` in a running container; the timeout kills it (0: no timeout)."""
+        container = self.get(container_id)
+        if container.state != RUNNING:
+            raise FailedPrecondition(f"container {container.id} is {container.state}, not running")
+        return await self.runtime.exec_sync(
+            container.runtime_handler, await self.bundle_of(container), command, timeout, limit
+        )
+
+    async def stop_pod_containers(self, pod_id: str, timeout: float) -> None:
+        """Stop every container of a pod (before the pod itself stops)."""
+        await asyncio.gather(*(self.stop(c.id, timeout) for c in self.of_pod(pod_id)))
+
+    async def remove_pod_containers(self, pod_id: str) -> None:
+        """Remove every container of a pod (before the pod itself is removed)."""
+        await asyncio.gather(*(self.remove(c.id) for c in self.of_pod(pod_id)))
+
+    # ------------------------------------------------------------------------------------------- restore
+
+    async def restore(self) -> None:
+        """Rebuild the container table after a (re)start and reconcile each with the runtime."""
+        for record in await self.access.call(self.store.containers):
+            try:
+                meta = json.loads(record.metadata or "{}")
+            except ValueError:
+                continue
+            if not meta.get("pod-id") or meta.get("pod-id") == record.id:
+                continue
+            directory = await self.access.call(self.store.container_directory, record.id)
+            try:
+                container = Container.from_json(
+                    await asyncio.to_thread(Container.state_path(directory).read_bytes)
+                )
+            except (OSError, ValueError, TypeError) as exc:
+                log.warning("container %s has no usable state (%s): removing its leftovers", record.id, exc)
+                await self.access.call(self.store.unmount, record.id, True)
+                await self.access.bulk(self.store.delete_container, record.id)
+                continue
+            self.containers[container.id] = container
+            self.names[container.name] = container.id
+            if container.state == RUNNING:
+                bundle = await self.bundle_of(container)
+                state = await self.runtime.state(container.runtime_handler, bundle)
+                if state.status == "stopped":
+                    await self._record_exit(container, state)
+                else:
+                    self._watch(container)
+        if self.containers:
+            log.info("restored %d container(s)", len(self.containers))
+
+    async def close(self) -> None:
+        """Stop watching exits (the containers keep running)."""
+        for task in list(self._watchers.values()):
+            task.cancel()
+        await asyncio.gather(*self._watchers.values(), return_exceptions=True)
+
+
+def _signal_number(name: str) -> int:
+    if not name:
+        return signal.SIGTERM
+    text = name.upper()
+    if text.isdigit():
+        return int(text)
+    try:
+        return int(signal.Signals[text if text.startswith("SIG") else f"SIG{text}"])
+    except KeyError:
+        return signal.SIGTERM
+
+
+def _write_spec(spec: bytes, *directories: Path) -> None:
+    for directory in directories:
+        atomic_write(directory / "config.json", spec)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}

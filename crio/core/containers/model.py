@@ -1,0 +1,73 @@
+"""A container as crio keeps it, and its persisted form (``container.json`` in the ContainerDirectory)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+CREATED = "created"
+RUNNING = "running"
+EXITED = "exited"
+UNKNOWN = "unknown"
+STATE_FILE = "container.json"
+
+REASON_COMPLETED = "Completed"
+REASON_ERROR = "Error"
+REASON_OOM = "OOMKilled"
+
+
+@dataclass
+class Container:
+    """One container of a pod."""
+
+    id: str
+    name: str  # storage name k8s_<name>_<pod>_<namespace>_<uid>_<attempt>
+    pod_id: str
+    config: dict[str, Any]
+    image: str  # the image as the request named it
+    image_id: str
+    image_name: str  # the name the image is stored under (first repo tag), or its ID
+    runtime_handler: str
+    log_path: str  # absolute ("" when the pod has no log directory)
+    created_at: int  # ns since the epoch
+    state: str = CREATED
+    started_at: int = 0
+    finished_at: int = 0
+    exit_code: int = 0
+    reason: str = ""
+    message: str = ""
+    pid: int = 0
+    stop_signal: str = ""
+    user: dict[str, Any] = field(default_factory=dict)  # uid, gid, supplemental_groups as run
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The CRI metadata (name, attempt)."""
+        return dict(self.config.get("metadata", {}))
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The container's labels."""
+        return dict(self.config.get("labels", {}))
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        """The container's annotations."""
+        return dict(self.config.get("annotations", {}))
+
+    def to_json(self) -> bytes:
+        """Serialize for ``container.json``."""
+        return json.dumps(asdict(self), sort_keys=True, indent=1).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Container:
+        """Load from ``container.json``; unknown keys are ignored."""
+        raw = json.loads(data)
+        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
+
+    @staticmethod
+    def state_path(container_directory: Path) -> Path:
+        """Where a container's state lives."""
+        return container_directory / STATE_FILE

@@ -1,0 +1,212 @@
+"""Gathers what the pure container-spec builder needs from the host, calls it, and lets security plugins
+adjust the result: the image's passwd/group files, host devices, the daemon's capabilities, bind sources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from crio.core import capabilities
+from crio.core.config import Config
+from crio.core.errors import FailedPrecondition, InvalidArgument
+from crio.core.plugins import PluginManager
+from crio.core.sandbox.model import Sandbox
+from crio.core.spec.container import (
+    ContainerSpecInput,
+    container_spec,
+    dropped_annotations,
+    spec_host_mount_requirements,
+)
+from crio.core.spec.imagefiles import read_image_file
+from crio.core.spec.node import detect_node_features
+from crio.core.spec.resources import linux_resources
+from crio.core.types import SecurityRequest
+
+log = logging.getLogger(__name__)
+# What this node's cgroups offer (swap accounting, hugetlb, pids, v2), read once.
+NODE_FEATURES = detect_node_features()
+
+
+@dataclass(frozen=True)
+class BuiltSpec:
+    """The generated spec plus what the container record keeps from it."""
+
+    spec: dict[str, Any]
+    stop_signal: str
+    user: dict[str, Any] = field(default_factory=dict)
+
+
+def _device(host_path: str, container_path: str, permissions: str) -> dict[str, Any]:
+    try:
+        st = os.stat(host_path)
+    except OSError as exc:
+        raise InvalidArgument(f"device {host_path}: {exc.strerror}") from None
+    if stat.S_ISCHR(st.st_mode):
+        kind = "c"
+    elif stat.S_ISBLK(st.st_mode):
+        kind = "b"
+    else:
+        raise InvalidArgument(f"device {host_path} is not a character or block device")
+    return {
+        "path": container_path or host_path,
+        "type": kind,
+        "major": os.major(st.st_rdev),
+        "minor": os.minor(st.st_rdev),
+        "fileMode": stat.S_IMODE(st.st_mode),
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+        "permissions": permissions or "rwm",
+    }
+
+
+def host_devices() -> list[dict[str, Any]]:
+    """Every character and block device under /dev (what a privileged container gets)."""
+    found = []
+    for directory, dirs, names in os.walk("/dev"):
+        dirs[:] = [
+            d for d in dirs if os.path.join(directory, d) not in ("/dev/pts", "/dev/shm", "/dev/mqueue")
+        ]
+        for name in names:
+            path = os.path.join(directory, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                found.append(_device(path, path, "rwm"))
+    return found
+
+
+def _prepare_bind_sources(config: Mapping[str, Any]) -> None:
+    """Create missing bind-mount sources as directories, as containerd and CRI-O do (hostPath volumes)."""
+    for mount in config.get("mounts", []):
+        source = str(mount.get("host_path", ""))
+        if not source:
+            raise InvalidArgument(f"mount of {mount.get('container_path', '?')} has no host_path")
+        if not os.path.isabs(source):
+            raise InvalidArgument(f"mount host_path {source!r} is not absolute")
+        if not os.path.lexists(source):
+            os.makedirs(source, mode=0o755, exist_ok=True)
+
+
+def _check_host_propagation(requirements: list[tuple[str, str]]) -> None:
+    """A mount that propagates to or from the host needs its host mount to be shared (or slave)."""
+    if not requirements:
+        return
+    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+        entries = [line.split() for line in handle]
+    for path, wanted in requirements:
+        real = os.path.realpath(path)
+        best: list[str] | None = None
+        for entry in entries:
+            point = entry[4]
+            if (real == point or real.startswith(point.rstrip("/") + "/")) and (
+                best is None or len(point) > len(best[4])
+            ):
+                best = entry
+        if best is None:
+            continue
+        optional = best[6 : best.index("-")]
+        shared = any(o.startswith("shared:") for o in optional)
+        slave = any(o.startswith("master:") for o in optional)
+        if wanted == "shared" and not shared:
+            raise FailedPrecondition(f"path {path} is mounted on {best[4]}, which is not a shared mount")
+        if wanted == "slave" and not (shared or slave):
+            raise FailedPrecondition(
+                f"path {path} is mounted on {best[4]}, which is neither shared nor slave"
+            )
+
+
+def _gather(
+    config: Mapping[str, Any], rootfs: str
+) -> tuple[str, str, list[dict[str, Any]], list[dict[str, Any]]]:
+    _prepare_bind_sources(config)
+    passwd = read_image_file(rootfs, "/etc/passwd")
+    group = read_image_file(rootfs, "/etc/group")
+    devices = [
+        _device(str(d.get("host_path", "")), str(d.get("container_path", "")), str(d.get("permissions", "")))
+        for d in config.get("devices", [])
+    ]
+    privileged = bool(config.get("linux", {}).get("security_context", {}).get("privileged", False))
+    return passwd, group, devices, host_devices() if privileged else []
+
+
+async def build(
+    config: Config,
+    plugins: PluginManager,
+    container_id: str,
+    container_config: dict[str, Any],
+    pod: Sandbox,
+    image_config: Mapping[str, Any],
+    rootfs: str,
+    infra_pid: int,
+) -> BuiltSpec:
+    """Build the container's OCI spec (blocking work in a thread) and apply the security plugins."""
+    passwd, group, devices, privileged_devices = await asyncio.to_thread(_gather, container_config, rootfs)
+    spec_input = ContainerSpecInput(
+        container_id=container_id,
+        pod_id=pod.id,
+        config=container_config,
+        pod_config=pod.config,
+        image_config=image_config,
+        rootfs=rootfs,
+        infra_pid=infra_pid,
+        pod_netns_path=pod.netns_path,
+        pod_shm_path=pod.shm_path,
+        pod_files=pod.files,
+        pod_hostname=pod.hostname,
+        cgroup_parent=pod.cgroup_parent,
+        passwd=passwd,
+        group=group,
+        bounding_caps=capabilities.bounding_set(),
+        default_caps=list(config.get("crio.runtime.default_capabilities")),
+        daemon_oom_score_adj=_own_oom_score_adj(),
+        devices=devices,
+        host_devices=privileged_devices,
+        node=NODE_FEATURES,
+    )
+    await asyncio.to_thread(_check_host_propagation, spec_host_mount_requirements(spec_input))
+    spec = container_spec(spec_input)
+    security = container_config.get("linux", {}).get("security_context", {})
+    request = SecurityRequest(
+        kind="container",
+        name=str(container_config["metadata"]["name"]),
+        security_context=security,
+        annotations=container_config.get("annotations", {}),
+        privileged=bool(security.get("privileged", False)),
+    )
+    plugins.hook.crio_security_validate(request=request)
+    plugins.hook.crio_security_adjust_spec(request=request, spec=spec)
+    user = spec.get("process", {}).get("user", {})
+    dropped = dropped_annotations(spec_input)
+    if dropped:
+        log.info("container %s: dropped runtime-interpreted annotations %s", container_id, ", ".join(dropped))
+    settings = image_config.get("config") or {}
+    return BuiltSpec(
+        spec=spec,
+        stop_signal=str(settings.get("StopSignal") or ""),
+        user={
+            "uid": user.get("uid", 0),
+            "gid": user.get("gid", 0),
+            "supplemental_groups": list(user.get("additionalGids", [])),
+        },
+    )
+
+
+def oci_resources(linux: Mapping[str, Any]) -> dict[str, Any]:
+    """CRI LinuxContainerResources (proto field names) → OCI ``linux.resources``, for this node."""
+    return linux_resources(linux, 0, NODE_FEATURES)
+
+
+def _own_oom_score_adj() -> int:
+    try:
+        with open("/proc/self/oom_score_adj", encoding="ascii") as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return 0

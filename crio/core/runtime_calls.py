@@ -1,0 +1,142 @@
+"""The core's side of the runtime-handler hooks: pick the handler, call the plugin, stop with a timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from crio.core.config import Config
+from crio.core.errors import InvalidArgument, NotFound, Unimplemented
+from crio.core.plugins import PluginManager
+from crio.core.types import ContainerBundle, ContainerRuntimeState, ExecResult, RuntimeHandler
+
+log = logging.getLogger(__name__)
+
+# Polling back-off used only when the handler offers no exit notification.
+_POLL_START, _POLL_MAX = 0.01, 0.25
+
+
+class RuntimeCalls:
+    """Routes container operations to the plugin that drives each runtime handler."""
+
+    def __init__(self, config: Config, plugins: PluginManager) -> None:
+        self.config = config
+        self.plugins = plugins
+
+    def handler(self, name: str) -> RuntimeHandler:
+        """The handler a CRI RuntimeHandler names ("" = the default runtime)."""
+        handlers = self.config.runtime_handlers()
+        wanted = name or self.config.default_runtime
+        found = handlers.get(wanted)
+        if found is None:
+            raise InvalidArgument(
+                f"runtime handler {name!r} is not configured (known: {', '.join(sorted(handlers))})"
+            )
+        return found
+
+    async def _call(self, hook: str, name: str, **kwargs: Any) -> Any:
+        handler = self.handler(name)
+        pending = getattr(self.plugins.hook, hook)(handler=handler, **kwargs)
+        if pending is None:
+            raise Unimplemented(
+                f"no loaded plugin implements {hook} for runtime type {handler.runtime_type!r}"
+            )
+        return await pending
+
+    async def create(self, name: str, container: ContainerBundle) -> ContainerRuntimeState:
+        """Create the container under its monitor; returns its state with the pid."""
+        state: ContainerRuntimeState = await self._call("crio_runtime_create", name, container=container)
+        return state
+
+    async def start(self, name: str, container: ContainerBundle) -> None:
+        """Start a created container."""
+        await self._call("crio_runtime_start", name, container=container)
+
+    async def state(self, name: str, container: ContainerBundle) -> ContainerRuntimeState:
+        """The runtime's view of the container ("stopped" when the runtime no longer knows it)."""
+        try:
+            state: ContainerRuntimeState = await self._call("crio_runtime_state", name, container=container)
+        except NotFound:
+            return ContainerRuntimeState("stopped")
+        return state
+
+    async def kill(
+        self, name: str, container: ContainerBundle, signum: int, all_processes: bool = False
+    ) -> None:
+        """Send ``signum`` to the container."""
+        await self._call(
+            "crio_runtime_kill", name, container=container, signal=signum, all_processes=all_processes
+        )
+
+    async def wait(
+        self, name: str, container: ContainerBundle, timeout: float
+    ) -> ContainerRuntimeState | None:
+        """Wait until the container stops, at most ``timeout`` seconds; None on timeout."""
+        handler = self.handler(name)
+        hook = getattr(self.plugins.hook, "crio_runtime_wait", None)
+        pending = hook(handler=handler, container=container) if hook is not None else None
+        if pending is not None:
+            try:
+                result: ContainerRuntimeState = await asyncio.wait_for(pending, timeout)
+                return result
+            except TimeoutError:
+                return None
+        deadline = asyncio.get_running_loop().time() + timeout
+        delay = _POLL_START
+        while True:
+            state = await self.state(name, container)
+            if state.status == "stopped":
+                return state
+            if asyncio.get_running_loop().time() >= deadline:
+                return None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _POLL_MAX)
+
+    async def stop(
+        self, name: str, container: ContainerBundle, timeout: float, stop_signal: int = signal.SIGTERM
+    ) -> ContainerRuntimeState:
+        """Stop a container: ``stop_signal``, then SIGKILL after ``timeout`` s; a stopped one is fine."""
+        state = await self.state(name, container)
+        if state.status == "stopped":
+            return state
+        if timeout > 0:
+            await self.kill(name, container, stop_signal)
+            stopped = await self.wait(name, container, timeout)
+            if stopped is not None:
+                return stopped
+        await self.kill(name, container, signal.SIGKILL, all_processes=True)
+        stopped = await self.wait(name, container, 30)
+        if stopped is None:
+            log.error("container %s did not stop after SIGKILL", container.id)
+            return await self.state(name, container)
+        return stopped
+
+    async def update(self, name: str, container: ContainerBundle, resources: Mapping[str, Any]) -> None:
+        """Apply new OCI ``linux.resources`` to the container."""
+        await self._call("crio_runtime_update", name, container=container, resources=resources)
+
+    async def exec_sync(
+        self, name: str, container: ContainerBundle, command: Sequence[str], timeout: float, limit: int
+    ) -> ExecResult:
+        """Run ``command`` in the container and collect its output (each stream capped at ``limit``)."""
+        result: ExecResult = await self._call(
+            "crio_runtime_exec_sync",
+            name,
+            container=container,
+            command=command,
+            timeout=timeout,
+            output_limit=limit,
+        )
+        return result
+
+    async def reopen_log(self, name: str, container: ContainerBundle) -> None:
+        """Make the container's monitor reopen its log file."""
+        await self._call("crio_runtime_reopen_log", name, container=container)
+
+    async def destroy(self, name: str, container: ContainerBundle) -> None:
+        """Kill (if needed) and delete the runtime's state of the container."""
+        await self.stop(name, container, 0)
+        await self._call("crio_runtime_delete", name, container=container, force=True)

@@ -1,0 +1,470 @@
+"""Pod sandbox lifecycle: run, stop, remove, status, list, and restore after a daemon restart.
+
+A pod is a containers/storage container (its infra container, whose ID is the pod's ID) made from the pause
+image, plus a pinned network namespace attached by the network plugin, a /dev/shm tmpfs, and the
+hostname/resolv.conf/hosts files its containers share. Every step of a run registers its undo, so a failure
+leaves nothing behind; every state change is persisted atomically in ``sandbox.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from crio.core import mountutil, netns
+from crio.core.cleanup import CleanupStack
+from crio.core.config import Config
+from crio.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from crio.core.images.pause import ensure_pause_image
+from crio.core.images.service import ImageService
+from crio.core.plugins import PluginManager
+from crio.core.runtime_calls import RuntimeCalls
+from crio.core.sandbox import files, validate
+from crio.core.sandbox.model import NOTREADY, READY, Sandbox, config_digest
+from crio.core.spec.infra import InfraSpecInput, infra_spec
+from crio.core.storage.atomic import atomic_write
+from crio.core.storage.layerid import random_id
+from crio.core.storeaccess import StoreAccess
+from crio.core.types import ContainerBundle, PodNetworkRequest, PodNetworkResult
+
+log = logging.getLogger(__name__)
+
+SHM_SIZE = "64m"
+INFRA_STOP_TIMEOUT = 10.0
+# StopPodSandbox gives the pod's containers this long after their stop signal (the kubelet stops them first).
+POD_CONTAINER_STOP_TIMEOUT = 10.0
+MONITOR_CGROUP = "/crio-monitors"
+
+
+class PodMembers(Protocol):
+    """What the pod manager needs from the container manager."""
+
+    async def stop_pod_containers(self, pod_id: str, timeout: float) -> None:
+        """Stop every container of the pod."""
+
+    async def remove_pod_containers(self, pod_id: str) -> None:
+        """Remove every container of the pod."""
+
+
+def storage_name(metadata: Mapping[str, Any]) -> str:
+    """The storage name of a pod's infra container, as CRI-O names it."""
+    return "k8s_POD_{}_{}_{}_{}".format(
+        metadata["name"], metadata["namespace"], metadata["uid"], int(metadata.get("attempt", 0))
+    )
+
+
+class SandboxManager:
+    """Owns every pod sandbox of the daemon."""
+
+    def __init__(
+        self,
+        config: Config,
+        access: StoreAccess,
+        plugins: PluginManager,
+        images: ImageService,
+        runtime: RuntimeCalls,
+    ) -> None:
+        self.config = config
+        self.access = access
+        self.store = access.store
+        self.plugins = plugins
+        self.images = images
+        self.runtime = runtime
+        self.sandboxes: dict[str, Sandbox] = {}
+        self.names: dict[str, str] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.members: PodMembers | None = None  # the pods' containers, set by the daemon
+
+    # ------------------------------------------------------------------------------------------ lookups
+
+    def get(self, id_or_prefix: str) -> Sandbox:
+        """The pod with this ID or unique ID prefix; NotFound otherwise."""
+        if not id_or_prefix:
+            raise InvalidArgument("pod sandbox ID is empty")
+        found = self.sandboxes.get(id_or_prefix)
+        if found is not None:
+            return found
+        matches = [s for s in self.sandboxes.values() if s.id.startswith(id_or_prefix)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidArgument(f"pod sandbox ID prefix {id_or_prefix} is ambiguous ({len(matches)} pods)")
+        raise NotFound(f"pod sandbox {id_or_prefix} not found")
+
+    def find(self, id_or_prefix: str) -> Sandbox | None:
+        """Like :meth:`get`, but None for an unknown pod."""
+        try:
+            return self.get(id_or_prefix)
+        except NotFound:
+            return None
+
+    def list(
+        self, id_prefix: str = "", state: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[Sandbox]:
+        """Pods matching an ID (prefix), a state and a label selector (all must match)."""
+        result = []
+        for sandbox in self.sandboxes.values():
+            if id_prefix and not sandbox.id.startswith(id_prefix):
+                continue
+            if state is not None and sandbox.state != state:
+                continue
+            if labels and any(sandbox.labels.get(k) != v for k, v in labels.items()):
+                continue
+            result.append(sandbox)
+        return sorted(result, key=lambda s: s.created_at)
+
+    def _lock(self, pod_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(pod_id, asyncio.Lock())
+
+    # ------------------------------------------------------------------------------------------------ run
+
+    async def run(self, config: dict[str, Any], runtime_handler: str) -> str:
+        """Create and start a pod sandbox; return its ID. A retry of the same request returns the same pod."""
+        validate.validate_metadata(config)
+        validate.validate_hostname(config)
+        host_network = validate.namespace_mode(config, "network") == "NODE"
+        host_ipc = validate.namespace_mode(config, "ipc") == "NODE"
+        host_pid = validate.namespace_mode(config, "pid") == "NODE"
+        sysctls = validate.validate_sysctls(
+            config.get("linux", {}).get("sysctls", {}), host_network, host_ipc
+        )
+        port_mappings = list(config.get("port_mappings", []))
+        validate.validate_port_mappings(port_mappings)
+        handler = self.runtime.handler(runtime_handler)
+        resolv = files.resolv_conf(config.get("dns_config", {}), await asyncio.to_thread(_host_resolv))
+        name = storage_name(config["metadata"])
+        digest = config_digest(config, runtime_handler)
+        holder = self.names.get(name)
+        if holder is not None:
+            existing = self.sandboxes.get(holder)
+            if existing is not None and existing.config_digest == digest and existing.state == READY:
+                return existing.id
+            raise AlreadyExists(f"pod sandbox name {name} is reserved by pod {holder}")
+        if not host_network:
+            status = self.plugins.hook.crio_network_status()
+            if status is None or not status.ready:
+                reason = status.message if status is not None else "no network plugin is loaded"
+                raise Unavailable(f"pod network is not ready: {reason}")
+        pod_id = random_id()
+        self.names[name] = pod_id
+        try:
+            async with CleanupStack(f"RunPodSandbox {name}") as undo:
+                sandbox = await self._create(
+                    undo,
+                    pod_id,
+                    name,
+                    config,
+                    handler.name,
+                    digest,
+                    resolv,
+                    sysctls,
+                    host_network,
+                    host_ipc,
+                    host_pid,
+                )
+        except BaseException:
+            self.names.pop(name, None)
+            raise
+        log.info("pod %s (%s) is ready, IPs %s", pod_id, name, ", ".join(sandbox.ips) or "host network")
+        return pod_id
+
+    async def _create(
+        self,
+        undo: CleanupStack,
+        pod_id: str,
+        name: str,
+        config: dict[str, Any],
+        handler_name: str,
+        digest: str,
+        resolv: str,
+        sysctls: dict[str, str],
+        host_network: bool,
+        host_ipc: bool,
+        host_pid: bool,
+    ) -> Sandbox:
+        pause_name = str(self.config.get("crio.image.pause_image"))
+        pause_id = await ensure_pause_image(self.images, pause_name)
+        if pause_id is None:
+            raise FailedPrecondition(f"the pause image {pause_name} is not available and cannot be built")
+        metadata = json.dumps(
+            {
+                "pod-name": name,
+                "pod-id": pod_id,
+                "image-name": pause_name,
+                "image-id": pause_id,
+                "name": name,
+                "created-at": int(time.time()),
+                "mountlabel": "",
+            }
+        )
+        await self.access.call(self.store.create_container, pod_id, [name], pause_id, metadata)
+        undo.push("storage container", lambda: self.access.bulk(self.store.delete_container, pod_id))
+        rootfs = await self.access.call(self.store.mount, pod_id)
+        undo.push("rootfs mount", lambda: self.access.call(self.store.unmount, pod_id, True))
+        userdata = await self.access.call(self.store.container_directory, pod_id)
+        rundir = await self.access.call(self.store.container_run_directory, pod_id)
+        metadata_cri = config["metadata"]
+        hostname = os.uname().nodename if host_network else str(config.get("hostname") or pod_id[:12])
+        sandbox = Sandbox(
+            id=pod_id,
+            name=name,
+            config=config,
+            runtime_handler=handler_name,
+            created_at=time.time_ns(),
+            config_digest=digest,
+            hostname=hostname,
+            cgroup_parent=str(config.get("linux", {}).get("cgroup_parent", "")),
+        )
+        log_directory = str(config.get("log_directory", ""))
+        if log_directory:
+            await asyncio.to_thread(os.makedirs, log_directory, 0o755, True)
+        if not host_ipc:
+            sandbox.shm_path = await asyncio.to_thread(_mount_shm, rundir / "shm")
+            undo.push("shm mount", lambda: asyncio.to_thread(mountutil.unmount, sandbox.shm_path, True))
+        if not host_network:
+            ns_dir = Path(str(self.config.get("crio.runtime.namespaces_dir"))) / "netns"
+            sandbox.netns_path = str(await asyncio.to_thread(netns.create, ns_dir, f"crio-{pod_id}"))
+            undo.push("network namespace", lambda: asyncio.to_thread(netns.remove, Path(sandbox.netns_path)))
+            result = await self._attach(sandbox)
+            undo.push("pod network", lambda: self._detach(sandbox))
+            sandbox.ips = list(result.ips)
+            sandbox.network_attached = True
+        sandbox.files = await asyncio.to_thread(
+            _write_pod_files, userdata, hostname, resolv, files.hosts_file(hostname, sandbox.ips)
+        )
+        pause_command = str(self.config.get("crio.image.pause_command"))
+        image_config = (await self.images.status(pause_id, verbose=True)) if not pause_command else None
+        args = [pause_command] if pause_command else _entrypoint(image_config.config if image_config else {})
+        spec = infra_spec(
+            InfraSpecInput(
+                pod_id=pod_id,
+                rootfs=str(rootfs),
+                args=args,
+                env=[],
+                hostname=hostname,
+                cgroups_path=f"{sandbox.cgroup_parent or '/crio'}/crio-{pod_id}",
+                netns_path=sandbox.netns_path,
+                host_network=host_network,
+                host_ipc=host_ipc,
+                host_pid=host_pid,
+                shm_path=sandbox.shm_path,
+                sysctls=sysctls,
+                annotations={
+                    "io.kubernetes.cri.container-type": "sandbox",
+                    "io.kubernetes.cri.sandbox-id": pod_id,
+                    "io.kubernetes.cri.sandbox-name": metadata_cri["name"],
+                    "io.kubernetes.cri.sandbox-namespace": metadata_cri["namespace"],
+                    "io.kubernetes.cri.sandbox-uid": metadata_cri["uid"],
+                },
+            )
+        )
+        spec_bytes = json.dumps(spec, indent=1).encode()
+        await asyncio.to_thread(_write_spec, spec_bytes, userdata, rundir)
+        bundle = self._bundle(sandbox, rundir)
+        created = await self.runtime.create(handler_name, bundle)
+        undo.push("infra container", lambda: self.runtime.destroy(handler_name, bundle))
+        sandbox.infra_pid = created.pid
+        await self.runtime.start(handler_name, bundle)
+        self.sandboxes[pod_id] = sandbox
+        undo.push_sync("pod record", lambda: self.sandboxes.pop(pod_id, None))
+        await self._persist(sandbox)
+        return sandbox
+
+    def _bundle(self, sandbox: Sandbox, rundir: Path) -> ContainerBundle:
+        return ContainerBundle(
+            id=sandbox.id,
+            name=sandbox.name,
+            pod_id=sandbox.id,
+            bundle=rundir,
+            exit_dir=Path(str(self.config.get("crio.runtime.container_exits_dir"))),
+            attach_dir=Path(str(self.config.get("crio.runtime.container_attach_socket_dir"))),
+            monitor_cgroup=MONITOR_CGROUP,
+        )
+
+    def _network_request(self, sandbox: Sandbox) -> PodNetworkRequest:
+        metadata = sandbox.metadata
+        return PodNetworkRequest(
+            pod_id=sandbox.id,
+            name=str(metadata["name"]),
+            namespace=str(metadata["namespace"]),
+            uid=str(metadata["uid"]),
+            netns_path=sandbox.netns_path,
+            port_mappings=[_port_mapping(m) for m in sandbox.config.get("port_mappings", [])],
+            dns=sandbox.config.get("dns_config", {}),
+            cgroup_parent=sandbox.cgroup_parent,
+        )
+
+    async def _attach(self, sandbox: Sandbox) -> PodNetworkResult:
+        pending = self.plugins.hook.crio_network_setup(request=self._network_request(sandbox))
+        if pending is None:
+            raise Unavailable("no network plugin can attach the pod")
+        result: PodNetworkResult = await pending
+        return result
+
+    async def _detach(self, sandbox: Sandbox) -> None:
+        pending = self.plugins.hook.crio_network_teardown(request=self._network_request(sandbox))
+        if pending is not None:
+            await pending
+        sandbox.network_attached = False
+
+    async def _persist(self, sandbox: Sandbox) -> None:
+        directory = await self.access.call(self.store.container_directory, sandbox.id)
+        await asyncio.to_thread(atomic_write, Sandbox.state_path(directory), sandbox.to_json())
+
+    # ----------------------------------------------------------------------------------------- stop/remove
+
+    async def stop(self, pod_id: str) -> None:
+        """Stop the pod: kill its infra container, detach its network, release its /dev/shm. Idempotent."""
+        sandbox = self.find(pod_id)
+        if sandbox is None:
+            return
+        async with self._lock(sandbox.id):
+            await self._stop_locked(sandbox)
+
+    async def _stop_locked(self, sandbox: Sandbox) -> None:
+        if self.members is not None:
+            await self.members.stop_pod_containers(sandbox.id, POD_CONTAINER_STOP_TIMEOUT)
+        rundir = await self.access.call(self.store.container_run_directory, sandbox.id)
+        bundle = self._bundle(sandbox, rundir)
+        await self.runtime.stop(sandbox.runtime_handler, bundle, INFRA_STOP_TIMEOUT)
+        if sandbox.network_attached:
+            await self._detach(sandbox)
+        if sandbox.shm_path:
+            await asyncio.to_thread(mountutil.unmount, sandbox.shm_path, True)
+        if sandbox.state != NOTREADY:
+            sandbox.state = NOTREADY
+            log.info("pod %s (%s) stopped", sandbox.id, sandbox.name)
+        await self._persist(sandbox)
+
+    async def remove(self, pod_id: str) -> None:
+        """Stop (if needed) and remove the pod and everything it holds. Idempotent."""
+        sandbox = self.find(pod_id)
+        if sandbox is None:
+            return
+        async with self._lock(sandbox.id):
+            if sandbox.id not in self.sandboxes:
+                return
+            await self._stop_locked(sandbox)
+            if self.members is not None:
+                await self.members.remove_pod_containers(sandbox.id)
+            rundir = await self.access.call(self.store.container_run_directory, sandbox.id)
+            await self.runtime.destroy(sandbox.runtime_handler, self._bundle(sandbox, rundir))
+            if sandbox.netns_path:
+                await asyncio.to_thread(netns.remove, Path(sandbox.netns_path))
+            await self.access.call(self.store.unmount, sandbox.id, True)
+            await self.access.bulk(self.store.delete_container, sandbox.id)
+            self.sandboxes.pop(sandbox.id, None)
+            self.names.pop(sandbox.name, None)
+        self._locks.pop(sandbox.id, None)
+        log.info("pod %s (%s) removed", sandbox.id, sandbox.name)
+
+    # ------------------------------------------------------------------------------------------- status
+
+    async def status(self, pod_id: str) -> tuple[Sandbox, dict[str, Any]]:
+        """The pod and verbose info (infra pid, OCI spec)."""
+        sandbox = self.get(pod_id)
+        rundir = await self.access.call(self.store.container_run_directory, sandbox.id)
+        state = await self.runtime.state(sandbox.runtime_handler, self._bundle(sandbox, rundir))
+        if sandbox.state == READY and state.status not in ("created", "running"):
+            sandbox.state = NOTREADY  # the infra container died under us
+            await self._persist(sandbox)
+        spec = await asyncio.to_thread(_read_json, rundir / "config.json")
+        info = {"pid": state.pid, "runtimeSpec": spec, "netns": sandbox.netns_path, "image": sandbox.name}
+        return sandbox, info
+
+    # ------------------------------------------------------------------------------------------ restore
+
+    async def restore(self) -> None:
+        """Rebuild the pod table from the store after a (re)start; drop pods that were never completed."""
+        for container in await self.access.call(self.store.containers):
+            try:
+                meta = json.loads(container.metadata or "{}")
+            except ValueError:
+                continue
+            if meta.get("pod-id") != container.id:
+                continue
+            directory = await self.access.call(self.store.container_directory, container.id)
+            try:
+                sandbox = Sandbox.from_json(await asyncio.to_thread(Sandbox.state_path(directory).read_bytes))
+            except (OSError, ValueError, TypeError) as exc:
+                log.warning("pod %s has no usable state (%s): removing its leftovers", container.id, exc)
+                await self._remove_leftover(container.id)
+                continue
+            self.sandboxes[sandbox.id] = sandbox
+            self.names[sandbox.name] = sandbox.id
+        if self.sandboxes:
+            log.info("restored %d pod sandbox(es)", len(self.sandboxes))
+        active = list(self.sandboxes)
+        for pending in self.plugins.hook.crio_network_gc(active_pod_ids=active):
+            if pending is not None:
+                await pending
+
+    async def _remove_leftover(self, pod_id: str) -> None:
+        netns_path = Path(str(self.config.get("crio.runtime.namespaces_dir"))) / "netns" / f"crio-{pod_id}"
+        await asyncio.to_thread(netns.remove, netns_path)
+        rundir = await self.access.call(self.store.container_run_directory, pod_id)
+        await asyncio.to_thread(mountutil.unmount, str(rundir / "shm"), True)
+        await self.access.call(self.store.unmount, pod_id, True)
+        await self.access.bulk(self.store.delete_container, pod_id)
+
+
+def _port_mapping(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "hostPort": int(mapping.get("host_port", 0)),
+        "containerPort": int(mapping.get("container_port", 0)),
+        "protocol": str(mapping.get("protocol", "TCP")).lower(),
+        "hostIP": str(mapping.get("host_ip", "")),
+    }
+
+
+def _entrypoint(image_config: Mapping[str, Any]) -> list[str]:
+    settings = image_config.get("config") or {}
+    args = list(settings.get("Entrypoint") or []) + list(settings.get("Cmd") or [])
+    if not args:
+        raise FailedPrecondition("the pause image has no entrypoint and crio.image.pause_command is empty")
+    return args
+
+
+def _host_resolv() -> str:
+    try:
+        return Path("/etc/resolv.conf").read_text()
+    except OSError:
+        return ""
+
+
+def _mount_shm(path: Path) -> str:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    flags = mountutil.MS_NOSUID | mountutil.MS_NODEV | mountutil.MS_NOEXEC
+    mountutil.mount("shm", str(path), "tmpfs", flags, f"mode=1777,size={SHM_SIZE}")
+    return str(path)
+
+
+def _write_pod_files(directory: Path, hostname: str, resolv: str, hosts: str) -> dict[str, str]:
+    written = {}
+    for name, text in (
+        ("hostname", files.hostname_file(hostname)),
+        ("resolv.conf", resolv),
+        ("hosts", hosts),
+    ):
+        path = directory / name
+        atomic_write(path, text.encode(), mode=0o644)
+        written[name] = str(path)
+    return written
+
+
+def _write_spec(spec: bytes, *directories: Path) -> None:
+    for directory in directories:
+        atomic_write(directory / "config.json", spec)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,71 @@
+"""A pod sandbox as crio keeps it, and its persisted form (``sandbox.json`` in the ContainerDirectory)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+READY = "ready"
+NOTREADY = "notready"
+STATE_FILE = "sandbox.json"
+
+
+def config_digest(config: dict[str, Any], runtime_handler: str) -> str:
+    """A stable digest of a pod config, to recognise a kubelet's retry of the same RunPodSandbox."""
+    data = json.dumps({"config": config, "handler": runtime_handler}, sort_keys=True).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Sandbox:
+    """One pod sandbox. Its infra container has the pod's ID."""
+
+    id: str
+    name: str  # the storage name, k8s_POD_<name>_<namespace>_<uid>_<attempt>
+    config: dict[str, Any]
+    runtime_handler: str
+    created_at: int  # ns since the epoch
+    config_digest: str
+    state: str = READY
+    netns_path: str = ""
+    ips: list[str] = field(default_factory=list)
+    infra_pid: int = 0
+    shm_path: str = ""
+    hostname: str = ""
+    cgroup_parent: str = ""
+    files: dict[str, str] = field(default_factory=dict)  # hostname/resolv.conf/hosts → host path
+    network_attached: bool = False
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The CRI metadata (name, uid, namespace, attempt)."""
+        return dict(self.config.get("metadata", {}))
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The pod's labels."""
+        return dict(self.config.get("labels", {}))
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        """The pod's annotations."""
+        return dict(self.config.get("annotations", {}))
+
+    def to_json(self) -> bytes:
+        """Serialize for ``sandbox.json``."""
+        return json.dumps(asdict(self), sort_keys=True, indent=1).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Sandbox:
+        """Load from ``sandbox.json``; unknown keys (from a newer crio) are ignored."""
+        raw = json.loads(data)
+        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    @staticmethod
+    def state_path(container_directory: Path) -> Path:
+        """Where a sandbox's state lives."""
+        return container_directory / STATE_FILE

@@ -1,0 +1,162 @@
+"""The OCI runtime spec of a pod's container, built by a pure function from the CRI ContainerConfig, the
+pod's PodSandboxConfig and state, the image config, and host facts the caller has looked up."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from crio.core.errors import InvalidArgument
+from crio.core.spec import annotations as ann
+from crio.core.spec.capabilities import process_capabilities
+from crio.core.spec.cri import namespace_mode, section, security_context, strings
+from crio.core.spec.defaults import MASKED_PATHS, OCI_VERSION, READONLY_PATHS
+from crio.core.spec.devices import container_devices
+from crio.core.spec.mounts import (
+    cri_mounts,
+    host_mount_requirements,
+    merge_mounts,
+    rootfs_propagation,
+    system_mounts,
+)
+from crio.core.spec.namespaces import NODE, linux_namespaces
+from crio.core.spec.process import process_args, process_env, working_dir
+from crio.core.spec.resources import NodeFeatures, linux_resources, oom_score_adj
+from crio.core.spec.user import ProcessUser, resolve_user
+
+DEFAULT_CGROUP_PARENT = "/crio"
+
+
+@dataclass(frozen=True)
+class ContainerSpecInput:
+    """Everything a container's spec is built from. CRI configs are dicts in ``MessageToDict`` form (proto
+    field names, enum names, int64 as strings, defaults omitted)."""
+
+    container_id: str
+    pod_id: str
+    config: Mapping[str, Any]  # CRI ContainerConfig
+    pod_config: Mapping[str, Any]  # the pod's PodSandboxConfig
+    image_config: Mapping[str, Any]  # OCI image config JSON ({"config": {"User", "Env", ...}})
+    rootfs: str  # the mounted root filesystem
+    infra_pid: int  # the pod's namespaces are joined through /proc/<pid>/ns/<ns>
+    pod_netns_path: str  # "" with host network
+    pod_shm_path: str  # "" with host IPC
+    pod_files: Mapping[str, str]  # "hostname"/"resolv.conf"/"hosts" → host paths
+    pod_hostname: str
+    cgroup_parent: str  # the pod's cgroupfs parent ("" → /crio)
+    passwd: str  # the image's /etc/passwd ("" when absent), see imagefiles.read_image_file
+    group: str  # the image's /etc/group
+    bounding_caps: Sequence[str]  # the daemon's bounding set ("CAP_CHOWN", ...)
+    default_caps: Sequence[str]  # crio.runtime.default_capabilities
+    daemon_oom_score_adj: int  # oomScoreAdj when the config has no resources at all
+    pids_limit: int = 0  # > 0: linux.resources.pids.limit
+    image_name: str = ""  # for the image-name annotation; "" → config.image.image
+    target_pid: int = 0  # the target container's pid for pid namespace mode TARGET
+    devices: Sequence[Mapping[str, Any]] = ()  # the CRI devices, resolved (see crio.core.spec.devices)
+    host_devices: Sequence[Mapping[str, Any]] = ()  # every host device; used only when privileged
+    node: NodeFeatures = field(default_factory=NodeFeatures)
+
+
+def cgroups_path(cgroup_parent: str, container_id: str) -> str:
+    """``linux.cgroupsPath`` (cgroupfs form) of a container under its pod's cgroup parent."""
+    return f"{cgroup_parent or DEFAULT_CGROUP_PARENT}/crio-{container_id}"
+
+
+def process_user(inp: ContainerSpecInput) -> ProcessUser:
+    """The process user of the container (also what ContainerStatus reports)."""
+    image = section(inp.image_config, "config")
+    return resolve_user(security_context(inp.config), str(image.get("User") or ""), inp.passwd, inp.group)
+
+
+def _paths(context: Mapping[str, Any], key: str, defaults: Sequence[str], privileged: bool) -> list[str]:
+    """Masked or read-only paths: none when privileged, the CRI list when given (the kubelet sends the
+    whole list), else crio's defaults."""
+    if privileged:
+        return []
+    return strings(context, key) or list(defaults)
+
+
+def _annotations(inp: ContainerSpecInput) -> dict[str, str]:
+    kept, _ = ann.split_annotations(inp.config.get("annotations") or {})
+    pod_metadata = section(inp.pod_config, "metadata")
+    image_name = inp.image_name or str(section(inp.config, "image").get("image", ""))
+    own = {
+        ann.CONTAINER_TYPE: "container",
+        ann.SANDBOX_ID: inp.pod_id,
+        ann.SANDBOX_NAME: str(pod_metadata.get("name", "")),
+        ann.SANDBOX_NAMESPACE: str(pod_metadata.get("namespace", "")),
+        ann.SANDBOX_UID: str(pod_metadata.get("uid", "")),
+        ann.CONTAINER_NAME: str(section(inp.config, "metadata").get("name", "")),
+        ann.IMAGE_NAME: image_name,
+    }
+    return {**kept, **own}
+
+
+def dropped_annotations(inp: ContainerSpecInput) -> list[str]:
+    """The CRI annotation keys left out of the spec because a runtime interprets them (for a log line)."""
+    return ann.split_annotations(inp.config.get("annotations") or {})[1]
+
+
+def spec_host_mount_requirements(inp: ContainerSpecInput) -> list[tuple[str, str]]:
+    """(host path, "shared" | "slave") the host side of the container's bind mounts needs (see
+    :func:`crio.core.spec.mounts.host_mount_requirements`)."""
+    return host_mount_requirements(inp.config)
+
+
+def container_spec(inp: ContainerSpecInput) -> dict[str, Any]:
+    """The OCI runtime spec (as a dict) of the container.
+
+    Raises :class:`crio.core.errors.InvalidArgument` for a request that can never work (bad user, mount,
+    device, environment or resources), :class:`crio.core.errors.Unimplemented` for image volumes and
+    id-mapped mounts, :class:`crio.core.errors.FailedPrecondition` when a namespace to join has no process.
+    AppArmor, seccomp and SELinux are left to the security plugins.
+    """
+    config = inp.config
+    context = security_context(config)
+    privileged = bool(context.get("privileged"))
+    if privileged and not security_context(inp.pod_config).get("privileged"):
+        raise InvalidArgument("a privileged container needs a privileged pod sandbox")
+    image = section(inp.image_config, "config")
+    user = process_user(inp)
+    host_network = namespace_mode(inp.pod_config, "network") == NODE
+    host_ipc = namespace_mode(inp.pod_config, "ipc") == NODE
+    readonly_rootfs = bool(context.get("readonly_rootfs"))
+    system = system_mounts(privileged, inp.pod_shm_path, host_ipc, inp.pod_files, readonly_rootfs)
+    nodes, device_rules = container_devices(inp.devices, inp.host_devices, privileged)
+    resources = linux_resources(section(config, "linux", "resources"), inp.pids_limit, inp.node)
+    resources["devices"] = device_rules
+    namespaces = linux_namespaces(config, inp.pod_config, inp.infra_pid, inp.pod_netns_path, inp.target_pid)
+    linux: dict[str, Any] = {
+        "namespaces": namespaces,
+        "cgroupsPath": cgroups_path(inp.cgroup_parent, inp.container_id),
+        "resources": resources,
+        "devices": nodes,
+        "maskedPaths": _paths(context, "masked_paths", MASKED_PATHS, privileged),
+        "readonlyPaths": _paths(context, "readonly_paths", READONLY_PATHS, privileged),
+    }
+    propagation = rootfs_propagation(config)
+    if propagation:
+        linux["rootfsPropagation"] = propagation
+    spec: dict[str, Any] = {
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": bool(config.get("tty")),
+            "user": {"uid": user.uid, "gid": user.gid, "additionalGids": list(user.additional_gids)},
+            "args": process_args(config, image),
+            "env": process_env(config, image, inp.pod_hostname, user.home),
+            "cwd": working_dir(config, image),
+            "capabilities": process_capabilities(
+                section(context, "capabilities"), inp.default_caps, inp.bounding_caps, privileged
+            ),
+            "noNewPrivileges": bool(context.get("no_new_privs")),
+            "oomScoreAdj": oom_score_adj(config, inp.daemon_oom_score_adj),
+        },
+        "root": {"path": inp.rootfs, "readonly": readonly_rootfs},
+        "mounts": merge_mounts(system, cri_mounts(config)),
+        "annotations": _annotations(inp),
+        "linux": linux,
+    }
+    if not host_network:
+        spec["hostname"] = inp.pod_hostname
+    return spec

@@ -1,0 +1,182 @@
+"""The container's mounts: the system ones (proc, dev, sys, cgroup, /dev/shm, the pod's files) and the CRI
+bind mounts, with their propagation, and the host-side propagation each bind mount needs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from crio.core.errors import InvalidArgument, Unimplemented
+from crio.core.spec.cri import clean_absolute
+from crio.core.spec.defaults import cgroup_mount, default_mounts
+
+PRIVATE = "PROPAGATION_PRIVATE"
+HOST_TO_CONTAINER = "PROPAGATION_HOST_TO_CONTAINER"
+BIDIRECTIONAL = "PROPAGATION_BIDIRECTIONAL"
+PROPAGATION_OPTIONS = {PRIVATE: "rprivate", HOST_TO_CONTAINER: "rslave", BIDIRECTIONAL: "rshared"}
+# What the host side of a bind mount must be for the propagation to work: "shared" means exactly that,
+# "slave" means shared or slave.
+HOST_PROPAGATION = {HOST_TO_CONTAINER: "slave", BIDIRECTIONAL: "shared"}
+POD_FILES = {"resolv.conf": "/etc/resolv.conf", "hostname": "/etc/hostname", "hosts": "/etc/hosts"}
+HOST_SHM = "/dev/shm"
+# Replacing one of these with a CRI mount also drops the system mounts below it.
+_SUBTREE_OWNERS = ("/dev", "/sys")
+
+
+def container_path(mount: Mapping[str, Any]) -> str:
+    """A CRI mount's destination, canonical; relative paths, ``..`` components and "/" are refused."""
+    path = str(mount.get("container_path") or "")
+    if not path.startswith("/"):
+        raise InvalidArgument(f"mount container_path {path!r} is not an absolute path")
+    if ".." in path.split("/"):
+        raise InvalidArgument(f"mount container_path {path!r} contains '..'")
+    cleaned = clean_absolute(path)
+    if cleaned == "/":
+        raise InvalidArgument("mount container_path must not be the container's root")
+    return cleaned
+
+
+def propagation(mount: Mapping[str, Any]) -> str:
+    """A CRI mount's propagation name (PROPAGATION_PRIVATE when unset); unknown values are refused."""
+    value = mount.get("propagation") or PRIVATE
+    if value not in PROPAGATION_OPTIONS:
+        raise InvalidArgument(f"mount {mount.get('container_path')!r}: unknown propagation {value!r}")
+    return str(value)
+
+
+def cri_mount(mount: Mapping[str, Any]) -> dict[str, Any]:
+    """The OCI bind mount of one CRI mount.
+
+    ``recursive_read_only`` needs ``readonly`` and private propagation (it becomes the ``rro`` option);
+    ``selinux_relabel`` is ignored here; image volumes and id-mapped mounts are not supported.
+    """
+    destination = container_path(mount)
+    image = mount.get("image")
+    if isinstance(image, Mapping) and image.get("image"):
+        raise Unimplemented(f"image volumes are not supported (mount {destination})")
+    if mount.get("uidMappings") or mount.get("gidMappings"):
+        raise Unimplemented(f"id-mapped mounts are not supported (mount {destination})")
+    source = str(mount.get("host_path") or "")
+    if not source.startswith("/"):
+        raise InvalidArgument(f"mount {destination}: host_path {source!r} is not an absolute path")
+    mode = propagation(mount)
+    readonly = bool(mount.get("readonly"))
+    if mount.get("recursive_read_only"):
+        if not readonly:
+            raise InvalidArgument(f"mount {destination}: recursive read-only needs a read-only mount")
+        if mode != PRIVATE:
+            raise InvalidArgument(
+                f"mount {destination}: recursive read-only needs private propagation, got {mode}"
+            )
+        access = "rro"
+    else:
+        access = "ro" if readonly else "rw"
+    return {
+        "destination": destination,
+        "type": "bind",
+        "source": source,
+        "options": ["rbind", PROPAGATION_OPTIONS[mode], access],
+    }
+
+
+def cri_mounts(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The OCI mounts of a ContainerConfig's ``mounts``; two mounts on one destination are refused."""
+    result: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for mount in config.get("mounts") or ():
+        oci = cri_mount(mount)
+        if oci["destination"] in seen:
+            raise InvalidArgument(f"two mounts share the container path {oci['destination']}")
+        seen.add(oci["destination"])
+        result.append(oci)
+    return result
+
+
+def system_mounts(
+    privileged: bool,
+    shm_path: str,
+    host_ipc: bool,
+    pod_files: Mapping[str, str],
+    readonly_rootfs: bool,
+) -> list[dict[str, Any]]:
+    """proc, dev, devpts, mqueue, sysfs and cgroup (sysfs and cgroup writable only when privileged), the
+    pod's /dev/shm (the host's with host IPC, a private tmpfs when the pod has none), and the pod's
+    resolv.conf, hostname and hosts (read-only with a read-only rootfs)."""
+    mounts = default_mounts(read_only_sys=not privileged)
+    mounts.append(cgroup_mount(read_only=not privileged))
+    shm_source = HOST_SHM if host_ipc else shm_path
+    if shm_source:
+        mounts.append(
+            {
+                "destination": "/dev/shm",
+                "type": "bind",
+                "source": shm_source,
+                "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"],
+            }
+        )
+    else:
+        mounts.append(
+            {
+                "destination": "/dev/shm",
+                "type": "tmpfs",
+                "source": "shm",
+                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            }
+        )
+    access = "ro" if readonly_rootfs else "rw"
+    for name, destination in POD_FILES.items():
+        source = pod_files.get(name, "")
+        if source:
+            mounts.append(
+                {
+                    "destination": destination,
+                    "type": "bind",
+                    "source": source,
+                    "options": ["bind", "rprivate", "nosuid", "nodev", "noexec", access],
+                }
+            )
+    return mounts
+
+
+def _depth(mount: Mapping[str, Any]) -> int:
+    return len([part for part in str(mount["destination"]).split("/") if part])
+
+
+def _overridden(destination: str, cri_destinations: set[str]) -> bool:
+    if destination in cri_destinations:
+        return True
+    return any(owner in cri_destinations and destination.startswith(owner + "/") for owner in _SUBTREE_OWNERS)
+
+
+def merge_mounts(
+    system: Sequence[Mapping[str, Any]], cri: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """System mounts not replaced by a CRI mount (same destination; all of /dev or /sys when the CRI mounts
+    those), then the CRI mounts, stably sorted by depth so a parent is mounted before its children."""
+    cri_destinations = {str(m["destination"]) for m in cri}
+    kept = [
+        dict(m) for m in system if not _overridden(clean_absolute(str(m["destination"])), cri_destinations)
+    ]
+    return sorted([*kept, *(dict(m) for m in cri)], key=_depth)
+
+
+def rootfs_propagation(config: Mapping[str, Any]) -> str:
+    """``linux.rootfsPropagation``: "rshared" when a mount is bidirectional, "rslave" when one is
+    host-to-container, else "" (the runtime's default)."""
+    modes = {propagation(m) for m in config.get("mounts") or ()}
+    if BIDIRECTIONAL in modes:
+        return "rshared"
+    if HOST_TO_CONTAINER in modes:
+        return "rslave"
+    return ""
+
+
+def host_mount_requirements(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(host path, "shared" | "slave") for every CRI mount whose propagation needs the host side to be a
+    shared mount ("shared") or a shared or slave one ("slave"); the caller checks or fixes the host."""
+    result = []
+    for mount in config.get("mounts") or ():
+        need = HOST_PROPAGATION.get(propagation(mount))
+        if need:
+            result.append((str(mount.get("host_path") or ""), need))
+    return result

@@ -1,0 +1,231 @@
+"""Containers on a real daemon: runc under conmon, CRI logs, exit codes, stop, OOM, restart, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from crio.core.api import api_pb2 as pb
+
+from .conftest import CrioFactory, CrioProcess, bridge_conflist
+
+BUSYBOX = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
+LOG_LINE = re.compile(r"^\S+ (stdout|stderr) (P|F) (.*)$")
+
+
+@pytest.fixture
+def daemon(crio_factory: CrioFactory, local_registry: str) -> CrioProcess:
+    d = crio_factory()
+    (d.cni_dir / "10-crio-test.conflist").write_text(json.dumps(bridge_conflist()))
+    d.start()
+    d.images().PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)), timeout=300)
+    return d
+
+
+def new_pod(daemon: CrioProcess) -> tuple[str, pb.PodSandboxConfig]:
+    name = f"pod-{uuid.uuid4().hex[:8]}"
+    config = pb.PodSandboxConfig(
+        metadata=pb.PodSandboxMetadata(name=name, namespace="crio-test", uid=uuid.uuid4().hex),
+        log_directory=str(daemon.base / "logs" / name),
+    )
+    pod_id = (
+        daemon.runtime().RunPodSandbox(pb.RunPodSandboxRequest(config=config), timeout=120).pod_sandbox_id
+    )
+    return str(pod_id), config
+
+
+def create(
+    daemon: CrioProcess, pod: tuple[str, pb.PodSandboxConfig], name: str, command: list[str], **kw: Any
+) -> str:
+    config = pb.ContainerConfig(
+        metadata=pb.ContainerMetadata(name=name),
+        image=pb.ImageSpec(image=BUSYBOX),
+        command=command,
+        log_path=f"{name}.log",
+        labels={"name": name},
+    )
+    for key, value in kw.items():
+        if key == "memory":
+            config.linux.resources.memory_limit_in_bytes = value
+            config.linux.resources.memory_swap_limit_in_bytes = value
+        elif key == "mounts":
+            config.mounts.extend(value)
+        elif key == "log_path":
+            config.log_path = value
+    request = pb.CreateContainerRequest(pod_sandbox_id=pod[0], config=config, sandbox_config=pod[1])
+    return str(daemon.runtime().CreateContainer(request, timeout=120).container_id)
+
+
+def status(daemon: CrioProcess, container_id: str) -> pb.ContainerStatus:
+    response = daemon.runtime().ContainerStatus(
+        pb.ContainerStatusRequest(container_id=container_id), timeout=30
+    )
+    result: pb.ContainerStatus = response.status
+    return result
+
+
+def wait_state(daemon: CrioProcess, container_id: str, state: int, timeout: float = 30) -> pb.ContainerStatus:
+    deadline = time.monotonic() + timeout
+    while True:
+        current = status(daemon, container_id)
+        if current.state == state or time.monotonic() > deadline:
+            return current
+        time.sleep(0.05)
+
+
+def log_records(path: str) -> list[tuple[str, str, str]]:
+    records = []
+    for line in Path(path).read_text().splitlines():
+        match = LOG_LINE.match(line)
+        assert match, f"not a CRI log line: {line!r}"
+        records.append((match.group(1), match.group(2), match.group(3)))
+    return records
+
+
+def test_lifecycle_exit_code_and_logs(daemon: CrioProcess) -> None:
+    pod = new_pod(daemon)
+    cid = create(daemon, pod, "echo", ["sh", "-c", "echo out; echo err >&2; exit 7"])
+    created = status(daemon, cid)
+    assert created.state == pb.CONTAINER_CREATED
+    assert created.image_id == created.image_ref and created.image_id
+    daemon.runtime().StartContainer(pb.StartContainerRequest(container_id=cid), timeout=60)
+    exited = wait_state(daemon, cid, pb.CONTAINER_EXITED)
+    assert exited.state == pb.CONTAINER_EXITED
+    assert exited.exit_code == 7
+    assert exited.reason == "Error"
+    assert exited.finished_at >= exited.started_at > exited.created_at > 0
+    records = log_records(exited.log_path)
+    assert ("stdout", "F", "out") in records and ("stderr", "F", "err") in records
+    listed = daemon.runtime().ListContainers(
+        pb.ListContainersRequest(filter=pb.ContainerFilter(pod_sandbox_id=pod[0])), timeout=30
+    )
+    assert [c.id for c in listed.containers] == [cid]
+    daemon.runtime().RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=60)
+    with pytest.raises(grpc.RpcError) as err:
+        status(daemon, cid)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    daemon.runtime().RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=60)  # idempotent
+    daemon.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)
+
+
+def test_stop_timeout_and_a_shorter_second_stop(daemon: CrioProcess) -> None:
+    pod = new_pod(daemon)
+    cid = create(daemon, pod, "stubborn", ["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"])
+    daemon.runtime().StartContainer(pb.StartContainerRequest(container_id=cid), timeout=60)
+    started = time.monotonic()
+    slow = daemon.runtime().StopContainer.future(
+        pb.StopContainerRequest(container_id=cid, timeout=60), timeout=90
+    )
+    time.sleep(0.5)
+    daemon.runtime().StopContainer(pb.StopContainerRequest(container_id=cid, timeout=1), timeout=30)
+    slow.result()
+    assert time.monotonic() - started < 15
+    stopped = status(daemon, cid)
+    assert stopped.state == pb.CONTAINER_EXITED and stopped.exit_code == 137
+    daemon.runtime().StopContainer(
+        pb.StopContainerRequest(container_id=cid, timeout=1), timeout=30
+    )  # again: fine
+    daemon.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)
+
+
+def test_oom_killed(daemon: CrioProcess) -> None:
+    pod = new_pod(daemon)
+    cid = create(
+        daemon, pod, "oom", ["sh", "-c", "dd if=/dev/zero of=/dev/null bs=40M"], memory=15 * 1024 * 1024
+    )
+    daemon.runtime().StartContainer(pb.StartContainerRequest(container_id=cid), timeout=60)
+    exited = wait_state(daemon, cid, pb.CONTAINER_EXITED)
+    assert exited.exit_code == 137
+    assert exited.reason == "OOMKilled"
+    daemon.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)
+
+
+def test_exec_sync_and_host_path_volume(daemon: CrioProcess, tmp_path: Path) -> None:
+    pod = new_pod(daemon)
+    missing_source = tmp_path / "created-as-a-directory"
+    mount = pb.Mount(container_path="/data", host_path=str(missing_source))
+    cid = create(daemon, pod, "sleeper", ["sleep", "300"], mounts=[mount])
+    assert missing_source.is_dir()
+    daemon.runtime().StartContainer(pb.StartContainerRequest(container_id=cid), timeout=60)
+    result = daemon.runtime().ExecSync(
+        pb.ExecSyncRequest(
+            container_id=cid, cmd=["sh", "-c", "echo hi > /data/f; cat /data/f; exit 3"], timeout=10
+        )
+    )
+    assert (result.stdout, result.exit_code) == (b"hi\n", 3)
+    assert (missing_source / "f").read_text() == "hi\n"
+    daemon.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)
+    listed = daemon.runtime().ListContainers(pb.ListContainersRequest(), timeout=30).containers
+    assert cid not in [c.id for c in listed]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "code", "message"),
+    [
+        (lambda c: c.ClearField("metadata"), grpc.StatusCode.INVALID_ARGUMENT, "metadata.name"),
+        (lambda c: setattr(c.image, "image", "quay.io/none/absent:1"), grpc.StatusCode.NOT_FOUND, "absent"),
+        (lambda c: setattr(c, "log_path", "../escape.log"), grpc.StatusCode.INVALID_ARGUMENT, "log_path"),
+        (lambda c: setattr(c, "log_path", "/var/log/x.log"), grpc.StatusCode.INVALID_ARGUMENT, "log_path"),
+        (lambda c: c.envs.add(key="HOME", value=b"/root\nevil"), grpc.StatusCode.INVALID_ARGUMENT, "HOME"),
+    ],
+)
+def test_bad_create_requests_leave_nothing(
+    daemon: CrioProcess, mutate: Any, code: grpc.StatusCode, message: str
+) -> None:
+    pod = new_pod(daemon)
+    config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="bad"), image=pb.ImageSpec(image=BUSYBOX))
+    mutate(config)
+    before = json.loads((daemon.base / "root" / "overlay-containers" / "containers.json").read_text())
+    with pytest.raises(grpc.RpcError) as err:
+        daemon.runtime().CreateContainer(
+            pb.CreateContainerRequest(pod_sandbox_id=pod[0], config=config, sandbox_config=pod[1]), timeout=60
+        )
+    assert err.value.code() == code, err.value.details()
+    assert message in (err.value.details() or "")
+    after = json.loads((daemon.base / "root" / "overlay-containers" / "containers.json").read_text())
+    assert after == before
+    daemon.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)
+
+
+def test_unknown_pod_and_name_in_use(daemon: CrioProcess) -> None:
+    config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="x"), image=pb.ImageSpec(image=BUSYBOX))
+    with pytest.raises(grpc.RpcError) as err:
+        daemon.runtime().CreateContainer(pb.CreateContainerRequest(pod_sandbox_id="f" * 64, config=config))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    pod = new_pod(daemon)
+    first = create(daemon, pod, "same", ["sleep", "60"])
+    with pytest.raises(grpc.RpcError) as err:
+        create(daemon, pod, "same", ["sleep", "60"])
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert first in (err.value.details() or "")
+    daemon.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)
+
+
+def test_containers_survive_a_daemon_restart(crio_factory: CrioFactory, daemon: CrioProcess) -> None:
+    pod = new_pod(daemon)
+    running = create(daemon, pod, "running", ["sleep", "300"])
+    done = create(daemon, pod, "done", ["sh", "-c", "exit 5"])
+    for cid in (running, done):
+        daemon.runtime().StartContainer(pb.StartContainerRequest(container_id=cid), timeout=60)
+    assert wait_state(daemon, done, pb.CONTAINER_EXITED).exit_code == 5
+    daemon.signal(9)
+    daemon.wait(10)
+    again = crio_factory().start()
+    assert status(again, running).state == pb.CONTAINER_RUNNING
+    after = status(again, done)
+    assert (after.state, after.exit_code) == (pb.CONTAINER_EXITED, 5)
+    again.runtime().StopContainer(pb.StopContainerRequest(container_id=running, timeout=1), timeout=30)
+    assert status(again, running).state == pb.CONTAINER_EXITED
+    again.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)
+    assert os.listdir(again.base / "root" / "overlay-containers") == [
+        "containers.json",
+        "containers.lock",
+    ] or all(len(n) != 64 for n in os.listdir(again.base / "root" / "overlay-containers"))
