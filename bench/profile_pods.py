@@ -1,6 +1,7 @@
-"""Where a pod lifecycle's time goes: RPC times, daemon CPU, and every subprocess the daemon runs.
+"""Where a pod (or container) lifecycle's time goes: RPC times, daemon CPU, every subprocess the daemon runs.
 
-Runs ``--runs`` sequential Run → Stop → Remove pod cycles (bench.pod_lifecycle's) on each runtime in turn,
+Runs ``--runs`` sequential cycles on each runtime in turn — bench.pod_lifecycle's Run → Stop → Remove pod
+cycle, or with ``--cycle container`` bench.container_lifecycle's pod + busybox start and teardown —
 while bench.proc_events follows the daemon's descendants (fork → exit of each: runc verbs, conmon, CNI
 plugins, shims...). Per runtime it prints:
 
@@ -32,15 +33,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import proc_events
+from bench import container_lifecycle, latency, pod_lifecycle, proc_events
 from bench.common import crio_source, machine_state, median, print_table
-from bench.cri import Timings
-from bench.pod_lifecycle import RPCS, cycle
+from bench.cri import BUSYBOX, PAUSE, Timings
 from bench.side_by_side import RUNTIMES, Runtime, SideBySide
 
 # The processes that live as long as the pod (monitors and containers): not something an RPC waits on.
 LONG_LIVED = ("pause", "sleep", "conmon (fork)", "containerd-shim-runc-v2")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CYCLES: dict[str, tuple[latency.Cycle, tuple[str, ...]]] = {
+    "pod": (pod_lifecycle.cycle, pod_lifecycle.RPCS),
+    "container": (container_lifecycle.cycle, container_lifecycle.START + container_lifecycle.TEARDOWN),
+}
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
@@ -73,7 +77,9 @@ def _py_spy() -> str | None:
     return str(found) if found.exists() else shutil.which("py-spy")
 
 
-def profile(runtime: Runtime, runs: int, stall: float, py_spy: Path | None, idle: bool) -> Profile:
+def profile(
+    runtime: Runtime, cycle: latency.Cycle, runs: int, stall: float, py_spy: Path | None, idle: bool
+) -> Profile:
     """Run ``runs`` traced cycles on ``runtime``."""
     result = Profile(runtime.name)
     pid = runtime.daemon_pid()
@@ -133,16 +139,16 @@ def profile(runtime: Runtime, runs: int, stall: float, py_spy: Path | None, idle
     return result
 
 
-def print_profiles(profiles: Sequence[Profile], top: int) -> None:
+def print_profiles(profiles: Sequence[Profile], rpcs: Sequence[str], top: int) -> None:
     """The summary table and the per-process tables."""
     rows: list[list[object]] = []
     for p in profiles:
         n = len(p.walls)
         if not n:
-            rows.append([p.runtime, 0, p.stalled, p.failures, *(["-"] * (len(RPCS) + 6))])
+            rows.append([p.runtime, 0, p.stalled, p.failures, *(["-"] * (len(rpcs) + 5))])
             continue
         total = n + p.stalled
-        rpcs = [f"{median([t.rpcs.get(r, 0.0) * 1000 for t in p.timings]):.0f}" for r in RPCS]
+        rpc_p50 = [f"{median([t.rpcs.get(r, 0.0) * 1000 for t in p.timings]):.0f}" for r in rpcs]
         rows.append(
             [
                 p.runtime,
@@ -150,7 +156,7 @@ def print_profiles(profiles: Sequence[Profile], top: int) -> None:
                 p.stalled,
                 p.failures,
                 f"{median(p.walls) * 1000:.0f}",
-                *rpcs,
+                *rpc_p50,
                 f"{p.own_cpu / total * 1000:.0f}",
                 f"{p.children_cpu / total * 1000:.0f}",
                 f"{median(p.busy) * 1000:.0f}",
@@ -163,13 +169,13 @@ def print_profiles(profiles: Sequence[Profile], top: int) -> None:
         "stalled",
         "failed",
         "cycle p50",
-        *(f"{r} p50" for r in RPCS),
+        *(f"{r} p50" for r in rpcs),
         "daemon CPU/cycle",
         "children CPU/cycle",
         "subprocess-busy p50",
         "rest p50",
     ]
-    print_table("Pod cycle profile, ms (CPU per cycle is a mean over all cycles)", headers, rows)
+    print_table("Cycle profile, ms (CPU per cycle is a mean over all cycles)", headers, rows)
     for p in profiles:
         n = len(p.walls)
         if not n:
@@ -195,6 +201,7 @@ def print_profiles(profiles: Sequence[Profile], top: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the options, profile each runtime, print the tables."""
     parser = argparse.ArgumentParser(prog="python -m bench.profile_pods", description=__doc__.split("\n")[0])
+    parser.add_argument("--cycle", choices=sorted(CYCLES), default="pod", help="what to profile (pod)")
     parser.add_argument("--runs", type=int, default=30, help="profiled cycles per runtime (default 30)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed cycles per runtime first (default 3)")
     parser.add_argument("--stall", type=float, default=5.0, help="cycles over this many s are left out (5)")
@@ -206,15 +213,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(f"machine: {machine_state()}")
     print(f"crio code: {crio_source()}")
-    with SideBySide(args.runtimes.split(",")) as side:
+    cycle, rpcs = CYCLES[args.cycle]
+    images = (PAUSE, BUSYBOX) if args.cycle == "container" else (PAUSE,)
+    with SideBySide(args.runtimes.split(","), images=images) as side:
         print(side.describe())
         profiles = []
         for runtime in side.runtimes:
             for index in range(args.warmup):
                 cycle(runtime, f"warm-{index}-{os.getpid()}")
             spy = args.py_spy if runtime.name == "crio" else None
-            profiles.append(profile(runtime, args.runs, args.stall, spy, args.py_spy_idle))
-        print_profiles(profiles, args.top)
+            profiles.append(profile(runtime, cycle, args.runs, args.stall, spy, args.py_spy_idle))
+        print_profiles(profiles, rpcs, args.top)
     print(f"machine: {machine_state()}")
     return 0
 

@@ -229,3 +229,26 @@ def test_containers_survive_a_daemon_restart(crio_factory: CrioFactory, daemon: 
         "containers.json",
         "containers.lock",
     ] or all(len(n) != 64 for n in os.listdir(again.base / "root" / "overlay-containers"))
+
+
+def test_container_stats(daemon: CrioProcess) -> None:
+    pod = new_pod(daemon)
+    cid = create(daemon, pod, "busy", ["sh", "-c", "head -c 20000000 /dev/zero > /tmp/f; sleep 300"])
+    daemon.runtime().StartContainer(pb.StartContainerRequest(container_id=cid), timeout=60)
+    time.sleep(1)
+    one = daemon.runtime().ContainerStats(pb.ContainerStatsRequest(container_id=cid), timeout=30).stats
+    assert one.attributes.id == cid
+    assert one.cpu.usage_core_nano_seconds.value > 0
+    assert one.memory.working_set_bytes.value > 0
+    assert one.writable_layer.used_bytes.value >= 20_000_000
+    listed = (
+        daemon.runtime()
+        .ListContainerStats(
+            pb.ListContainerStatsRequest(filter=pb.ContainerStatsFilter(label_selector={"name": "busy"})),
+            timeout=30,
+        )
+        .stats
+    )
+    assert [s.attributes.id for s in listed] == [cid]
+    assert listed[0].cpu.usage_nano_cores.value >= 0
+    daemon.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)

@@ -182,3 +182,50 @@ class ContainerRPCs:
             request.container_id, list(request.cmd), float(request.timeout), EXEC_SYNC_OUTPUT_LIMIT
         )
         return pb.ExecSyncResponse(stdout=result.stdout, stderr=result.stderr, exit_code=result.exit_code)
+
+    async def _stats(self, container: Container) -> pb.ContainerStats:
+        usage, nano_cores, (mountpoint, used, inodes) = await self.containers.stats(container)
+        result = pb.ContainerStats(
+            attributes=pb.ContainerAttributes(
+                id=container.id,
+                metadata=_metadata(container),
+                labels=container.labels,
+                annotations=container.annotations,
+            ),
+            writable_layer=pb.FilesystemUsage(
+                timestamp=usage.timestamp,
+                fs_id=pb.FilesystemIdentifier(mountpoint=mountpoint),
+                used_bytes=pb.UInt64Value(value=used),
+                inodes_used=pb.UInt64Value(value=inodes),
+            ),
+        )
+        result.cpu.timestamp = usage.timestamp
+        if usage.cpu_usage_ns is not None:
+            result.cpu.usage_core_nano_seconds.value = usage.cpu_usage_ns
+        if nano_cores is not None:
+            result.cpu.usage_nano_cores.value = nano_cores
+        result.memory.timestamp = usage.timestamp
+        for field, value in (
+            ("working_set_bytes", usage.memory_working_set),
+            ("usage_bytes", usage.memory_usage),
+            ("rss_bytes", usage.memory_rss),
+            ("page_faults", usage.page_faults),
+            ("major_page_faults", usage.major_page_faults),
+        ):
+            if value is not None:
+                getattr(result.memory, field).value = value
+        return result
+
+    async def ContainerStats(
+        self, request: pb.ContainerStatsRequest, context: aio.ServicerContext[Any, Any]
+    ) -> pb.ContainerStatsResponse:
+        """Resource usage of one container."""
+        return pb.ContainerStatsResponse(stats=await self._stats(self.containers.get(request.container_id)))
+
+    async def ListContainerStats(
+        self, request: pb.ListContainerStatsRequest, context: aio.ServicerContext[Any, Any]
+    ) -> pb.ListContainerStatsResponse:
+        """Resource usage of the containers matching the filter (ID prefix, pod, label selector)."""
+        flt = request.filter if request.HasField("filter") else pb.ContainerStatsFilter()
+        found = self.containers.list(flt.id, None, flt.pod_sandbox_id, dict(flt.label_selector))
+        return pb.ListContainerStatsResponse(stats=[await self._stats(c) for c in found])

@@ -426,6 +426,12 @@ class Store:
 
     # ------------------------------------------------------------------------------------------- usage
 
+    def container_layer_usage(self, container_id: str) -> tuple[str, int, int]:
+        """``(mount point or layer dir, bytes, inodes)`` of a container's writable layer."""
+        container = self._require_container(container_id)
+        size, inodes = self.hooks.layer_size(container.layer)
+        return str(self.graphroot / self.driver / container.layer), size, inodes
+
     def usage(self) -> tuple[tuple[int, int], tuple[int, int]]:
         """``((bytes, inodes) of image layers, (bytes, inodes) of container layers)``, for ImageFsInfo."""
         with self._layers_read() as layers:
