@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from typing import TypeVar
@@ -34,11 +35,18 @@ def main(ctx: click.Context, connect: str, timeout: float) -> None:
 
 
 def _load_config(path: str, message: M) -> M:
-    """Parse a CRI JSON config file (the JSON crictl takes) into ``message``."""
+    """Parse a CRI JSON config file (the JSON crictl takes) into ``message``.
+
+    Environment values are plain text in crictl's files; the wire type is bytes, so they are encoded here.
+    """
     try:
         with open(path, encoding="utf-8") as handle:
-            return json_format.Parse(handle.read(), message, ignore_unknown_fields=False)
-    except (OSError, json_format.ParseError) as exc:
+            data = json.load(handle)
+        for env in data.get("envs", []) if isinstance(data, dict) else []:
+            if isinstance(env, dict) and isinstance(env.get("value"), str):
+                env["value"] = base64.b64encode(env["value"].encode()).decode()
+        return json_format.ParseDict(data, message, ignore_unknown_fields=False)
+    except (OSError, ValueError, json_format.ParseError) as exc:
         click.echo(f"ocic: {path}: {exc}", err=True)
         sys.exit(1)
 
