@@ -166,7 +166,18 @@ else
     echo "$stamp" >"$stamp_file"
 fi
 
-# --- 4. CRI tools (crictl, critest) ------------------------------------------------------------------
+# --- 4. Default pod network ---------------------------------------------------------------------------
+# A bridge + host-local + portmap network (and loopback) for Debian's CNI plugins, unless one exists.
+CNI_CONF_DIR=/etc/cni/net.d
+if compgen -G "$CNI_CONF_DIR/*.conf*" >/dev/null || compgen -G "$CNI_CONF_DIR/*.json" >/dev/null; then
+    step "CNI: $CNI_CONF_DIR already has a network configuration"
+elif ((EUID == 0)); then
+    install -d -m 0755 "$CNI_CONF_DIR"
+    install -m 0644 contrib/cni/10-crio-bridge.conflist contrib/cni/99-loopback.conf "$CNI_CONF_DIR/"
+    step "CNI: installed the default bridge network into $CNI_CONF_DIR"
+fi
+
+# --- 5. CRI tools (crictl, critest) ------------------------------------------------------------------
 if ((with_test)); then
     step "CRI tools: hack/build-cri-tools.sh"
     bash "$REPO_ROOT/hack/build-cri-tools.sh"
