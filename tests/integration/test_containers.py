@@ -252,3 +252,55 @@ def test_container_stats(daemon: CrioProcess) -> None:
     assert [s.attributes.id for s in listed] == [cid]
     assert listed[0].cpu.usage_nano_cores.value >= 0
     daemon.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)
+
+
+def test_long_lines_are_split_and_the_log_reopens(daemon: CrioProcess) -> None:
+    pod = new_pod(daemon)
+    script = "yes x | head -c 80000 | tr -d '\\n'; echo; sleep 2; echo after-rotation; sleep 300"
+    cid = create(daemon, pod, "long", ["sh", "-c", script])
+    daemon.runtime().StartContainer(pb.StartContainerRequest(container_id=cid), timeout=60)
+    log_path = status(daemon, cid).log_path
+    deadline = time.monotonic() + 10
+    while not Path(log_path).exists() or "F" not in {r[1] for r in log_records(log_path)}:
+        assert time.monotonic() < deadline, "no full line in the log"
+        time.sleep(0.1)
+    records = log_records(log_path)
+    partial = [r for r in records if r[1] == "P"]
+    assert partial, "a 40000-byte line must be split into partial records"
+    assert "".join(r[2] for r in records if r[0] == "stdout") == "x" * 40000
+    os.rename(log_path, log_path + ".1")
+    daemon.runtime().ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid), timeout=30)
+    deadline = time.monotonic() + 10
+    while not (Path(log_path).exists() and "after-rotation" in Path(log_path).read_text()):
+        assert time.monotonic() < deadline, "nothing written to the reopened log"
+        time.sleep(0.1)
+    assert ("stdout", "F", "after-rotation") in log_records(log_path)
+    daemon.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)
+
+
+def memory_limit_file(pod_id: str, cid: str, daemon: CrioProcess) -> Path:
+    info = json.loads(
+        daemon.runtime()
+        .ContainerStatus(pb.ContainerStatusRequest(container_id=cid, verbose=True))
+        .info["info"]
+    )
+    cgroup = info["runtimeSpec"]["linux"]["cgroupsPath"].lstrip("/")
+    v1 = Path("/sys/fs/cgroup/memory") / cgroup / "memory.limit_in_bytes"
+    return v1 if v1.exists() else Path("/sys/fs/cgroup") / cgroup / "memory.max"
+
+
+def test_resources_reach_the_cgroup_and_update_live(daemon: CrioProcess) -> None:
+    pod = new_pod(daemon)
+    cid = create(daemon, pod, "limited", ["sleep", "300"], memory=64 * 1024 * 1024)
+    daemon.runtime().StartContainer(pb.StartContainerRequest(container_id=cid), timeout=60)
+    limit = memory_limit_file(pod[0], cid, daemon)
+    assert int(limit.read_text()) == 64 * 1024 * 1024
+    update = pb.LinuxContainerResources(
+        memory_limit_in_bytes=128 * 1024 * 1024, memory_swap_limit_in_bytes=128 * 1024 * 1024
+    )
+    daemon.runtime().UpdateContainerResources(
+        pb.UpdateContainerResourcesRequest(container_id=cid, linux=update), timeout=30
+    )
+    assert int(limit.read_text()) == 128 * 1024 * 1024
+    assert status(daemon, cid).resources.linux.memory_limit_in_bytes == 128 * 1024 * 1024
+    daemon.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)

@@ -17,7 +17,10 @@ TESTDATA = REPO / "tests" / "testdata"
 
 def ocic(socket_path: str, *args: str) -> str:
     result = subprocess.run(
-        [OCIC, "--connect", socket_path, "--timeout", "120", *args], capture_output=True, text=True, timeout=600
+        [OCIC, "--connect", socket_path, "--timeout", "120", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, f"ocic {' '.join(args)}: {result.stderr}"
     return result.stdout.strip()
