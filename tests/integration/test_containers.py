@@ -284,7 +284,7 @@ def memory_limit_file(pod_id: str, cid: str, daemon: CrioProcess) -> Path:
         .ContainerStatus(pb.ContainerStatusRequest(container_id=cid, verbose=True))
         .info["info"]
     )
-    cgroup = info["runtimeSpec"]["linux"]["cgroupsPath"].lstrip("/")
+    cgroup = str(info["runtimeSpec"]["linux"]["cgroupsPath"]).lstrip("/")
     v1 = Path("/sys/fs/cgroup/memory") / cgroup / "memory.limit_in_bytes"
     return v1 if v1.exists() else Path("/sys/fs/cgroup") / cgroup / "memory.max"
 
