@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from crio.core.bundlefiles import read_spec, write_spec
 from crio.core.cleanup import CleanupStack
 from crio.core.config import Config
 from crio.core.containers import specbuild, stats
@@ -225,7 +226,7 @@ class ContainerManager:
         if log_path:
             await asyncio.to_thread(os.makedirs, os.path.dirname(log_path), 0o755, True)
         spec_bytes = json.dumps(built.spec, indent=1).encode()
-        await asyncio.to_thread(_write_spec, spec_bytes, userdata, rundir)
+        await asyncio.to_thread(write_spec, spec_bytes, userdata, rundir)
         container = Container(
             id=container_id,
             name=name,
@@ -338,7 +339,9 @@ class ContainerManager:
             return
         bundle = await self.bundle_of(container)
         stop_signal = _signal_number(container.stop_signal)
-        state = await self.runtime.stop(container.runtime_handler, bundle, max(timeout, 0), stop_signal)
+        # A created container never ran its process: nothing would handle the stop signal.
+        grace = 0.0 if container.state == CREATED else max(timeout, 0)
+        state = await self.runtime.stop(container.runtime_handler, bundle, grace, stop_signal)
         if container.state == CREATED and state.status == "stopped" and state.exit_code is None:
             state = ContainerRuntimeState("stopped", exit_code=-1, finished_at=time.time_ns())
         await self._record_exit(container, state)
@@ -373,7 +376,7 @@ class ContainerManager:
             state = await self.runtime.state(container.runtime_handler, bundle)
             if state.status == "stopped":
                 await self._record_exit(container, state)
-        spec = await asyncio.to_thread(_read_json, bundle.bundle / "config.json")
+        spec = await asyncio.to_thread(read_spec, bundle.bundle)
         return container, {"pid": container.pid, "runtimeSpec": spec, "sandboxID": container.pod_id}
 
     async def update_resources(self, container_id: str, linux: Mapping[str, Any]) -> None:
@@ -476,13 +479,3 @@ def _signal_number(name: str) -> int:
         return signal.SIGTERM
 
 
-def _write_spec(spec: bytes, *directories: Path) -> None:
-    for directory in directories:
-        atomic_write(directory / "config.json", spec)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return {}

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from crio.core import mountutil, netns
+from crio.core.bundlefiles import read_spec, write_spec
 from crio.core.cleanup import CleanupStack
 from crio.core.config import Config
 from crio.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
@@ -36,7 +37,9 @@ from crio.core.types import ContainerBundle, PodNetworkRequest, PodNetworkResult
 log = logging.getLogger(__name__)
 
 SHM_SIZE = "64m"
-INFRA_STOP_TIMEOUT = 10.0
+# The infra (pause) container is stopped with SIGKILL at once: right after start it may not have installed
+# its SIGTERM handler yet, and as PID 1 of its namespace an unhandled SIGTERM would be dropped.
+INFRA_STOP_TIMEOUT = 0.0
 # StopPodSandbox gives the pod's containers this long after their stop signal (the kubelet stops them first).
 POD_CONTAINER_STOP_TIMEOUT = 10.0
 MONITOR_CGROUP = "/crio-monitors"
@@ -265,7 +268,7 @@ class SandboxManager:
             )
         )
         spec_bytes = json.dumps(spec, indent=1).encode()
-        await asyncio.to_thread(_write_spec, spec_bytes, userdata, rundir)
+        await asyncio.to_thread(write_spec, spec_bytes, userdata, rundir)
         bundle = self._bundle(sandbox, rundir)
         created = await self.runtime.create(handler_name, bundle)
         undo.push("infra container", lambda: self.runtime.destroy(handler_name, bundle))
@@ -374,7 +377,7 @@ class SandboxManager:
         if sandbox.state == READY and state.status not in ("created", "running"):
             sandbox.state = NOTREADY  # the infra container died under us
             await self._persist(sandbox)
-        spec = await asyncio.to_thread(_read_json, rundir / "config.json")
+        spec = await asyncio.to_thread(read_spec, rundir)
         info = {"pid": state.pid, "runtimeSpec": spec, "netns": sandbox.netns_path, "image": sandbox.name}
         return sandbox, info
 
@@ -453,18 +456,8 @@ def _write_pod_files(directory: Path, hostname: str, resolv: str, hosts: str) ->
         ("hosts", hosts),
     ):
         path = directory / name
-        atomic_write(path, text.encode(), mode=0o644)
+        atomic_write(path, text.encode(), mode=0o644, durable=False)
         written[name] = str(path)
     return written
 
 
-def _write_spec(spec: bytes, *directories: Path) -> None:
-    for directory in directories:
-        atomic_write(directory / "config.json", spec)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return {}
