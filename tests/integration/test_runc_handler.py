@@ -479,7 +479,7 @@ async def scenario_exec(h: Harness) -> dict[str, Any]:
     )
     started = time.monotonic()
     try:
-        await h.exec_sync(ctr, ["sh", "-c", "sleep 200 & sleep 300"], timeout=1)
+        await h.exec_sync(ctr, ["sh", "-c", "sleep 2913 & sleep 3917"], timeout=1)
         out["timeout"] = None
     except errors.CrioError as exc:
         out["timeout"] = f"{type(exc).__name__}: {exc}"
@@ -487,7 +487,7 @@ async def scenario_exec(h: Harness) -> dict[str, Any]:
     await asyncio.sleep(0.3)
     out["procs_after_timeout"] = sorted(int(p) for p in procs_file.read_text().split())
     out["init_pid"] = state.pid
-    out["sleepers"] = processes_mentioning("sleep 200") + processes_mentioning("sleep 300")
+    out["sleepers"] = processes_mentioning("sleep 2913") + processes_mentioning("sleep 3917")
     await h.update(ctr, {"pids": {"limit": 42}})
     pids_max = next(
         (

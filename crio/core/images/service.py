@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from crio.core.config import Config
-from crio.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from crio.core.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
 from crio.core.images import names as namesmod
 from crio.core.images import pull as pullmod
 from crio.core.images.reference import parse_transport_reference
@@ -201,11 +201,13 @@ class ImageService:
         inflight.waiters += 1
         try:
             return await asyncio.wait_for(asyncio.shield(inflight.task), timeout)
-        except (TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError) as exc:
             inflight.waiters -= 1
             if inflight.waiters == 0 and not inflight.task.done():
                 inflight.task.cancel()
                 await asyncio.gather(inflight.task, return_exceptions=True)
+            if isinstance(exc, TimeoutError):
+                raise DeadlineExceeded(f"pull of {image} did not finish within the deadline") from None
             raise
 
     async def _pull(self, ref: ImageReference, options: PullOptions) -> str:
