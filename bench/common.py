@@ -522,16 +522,45 @@ def load1() -> float:
     return os.getloadavg()[0]
 
 
+def _all_process_cpu() -> dict[int, tuple[str, float]]:
+    """{pid: (command name, CPU-seconds so far)} of every process."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    head, _, tail = stat.read().rpartition(")")
+            except OSError:
+                continue
+            fields = tail.split()
+            found[int(entry)] = (head.partition("(")[2], (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+    return found
+
+
+def busiest(window: float = 1.0, count: int = 3) -> tuple[float, list[str]]:
+    """Busy CPUs over the next ``window`` s and the ``count`` processes (not this one) that used the most."""
+    before, busy_before = _all_process_cpu(), machine_cpu_seconds()[0]
+    time.sleep(window)
+    after, busy_after = _all_process_cpu(), machine_cpu_seconds()[0]
+    me = os.getpid()
+    used = sorted(
+        ((cpu - before[pid][1], name) for pid, (name, cpu) in after.items() if pid in before and pid != me),
+        reverse=True,
+    )
+    top = [f"{name} {cpu / window:.2f}" for cpu, name in used[:count] if cpu > 0]
+    return (busy_after - busy_before) / window, top
+
+
 def machine_state() -> str:
-    """CPUs, load average, available memory and the busiest other processes (for the report)."""
+    """CPUs, load average, available memory, CPUs busy now and the busiest other processes (for reports)."""
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     available = status_like_kib("/proc/meminfo", "MemAvailable") // 1024
     total = status_like_kib("/proc/meminfo", "MemTotal") // 1024
-    busy = subprocess.run(
-        ["ps", "-eo", "pcpu,rss,comm", "--sort=-pcpu", "--no-headers"], capture_output=True, text=True
-    ).stdout.splitlines()[:4]
-    top = "; ".join(" ".join(b.split()) for b in busy)
-    return f"{os.cpu_count()} CPUs, load {load}, {available}/{total} MiB available; top: {top}"
+    busy, top = busiest()
+    return (
+        f"{os.cpu_count()} CPUs, load {load}, {available}/{total} MiB available; "
+        f"{busy:.2f} CPUs busy over 1 s: {', '.join(top) or 'nothing'}"
+    )
 
 
 def status_like_kib(path: str, key: str) -> int:

@@ -5,8 +5,9 @@ Each round runs, in this order and each on a fresh store: crio (daemon stopped, 
 only the PullImage RPC is timed, the daemon's VmRSS is sampled every 20 ms during it), skopeo (the whole
 process is timed; its peak RSS is ``ru_maxrss`` from ``wait4``), then the floor: GNU tar on the layer blobs
 (fetched once with curl into a cache), serially into one directory (sum of the tar processes' times) and in
-parallel, one tar per layer into its own directory (wall time). MB/s is uncompressed bytes (the sum of the
-image's layer diff sizes, read from crio's layers.json) per second, MB = 10^6 bytes.
+parallel, one tar per layer into its own directory (wall time). Before each step it waits for the machine to
+be quiet (``--quiet``) and it reports the CPU other processes used during the step. MB/s is uncompressed
+bytes (the sum of the image's layer diff sizes, read from crio's layers.json) per second, MB = 10^6 bytes.
 
 Run: ``.venv/bin/python -m bench.pull [--runs 5] [--image quay.io/crio-test/multilayer:latest]``
 """

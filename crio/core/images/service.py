@@ -82,6 +82,10 @@ class ImageService:
 
     async def resolve(self, image: str) -> Any | None:
         """Find a stored image by ID, unique ID prefix, name (normalized) or ``repo@digest``."""
+        return await self.access.call(self._resolve, image)
+
+    def _resolve(self, image: str) -> Any | None:
+        """:meth:`resolve` on a store thread."""
         text = image.strip()
         if not text:
             raise InvalidArgument("image name is empty")
@@ -95,34 +99,33 @@ class ImageService:
         if namesmod.looks_like_id(text):
             candidates.append(text.removeprefix(namesmod.DIGEST_PREFIX))
         for candidate in candidates:
-            found = await self.access.call(store.image, candidate)
+            found = store.image(candidate)
             if found is not None:
                 return found
         repo, _, digest = namesmod.split_name(candidates[0]) if candidates else ("", "", "")
         if digest:
-            for img in await self.access.call(store.images):
+            for img in store.images():
                 if digest in _image_digests(img) and any(
                     namesmod.split_name(n)[0] == repo for n in img.names
                 ):
                     return img
         return None
 
-    async def _config_of(self, img: Any) -> dict[str, Any]:
+    def _config_of(self, img: Any) -> dict[str, Any]:
+        """The image's config (cached: an image ID names immutable content); on a store thread."""
         cached = self._configs.get(img.id)
         if cached is None:
             try:
-                raw = await self.access.call(self.access.store.image_big_data, img.id, f"sha256:{img.id}")
-                cached = json.loads(raw)
+                cached = json.loads(self.access.store.image_big_data(img.id, f"sha256:{img.id}"))
             except (NotFound, ValueError, OSError):
                 cached = {}
             self._configs[img.id] = cached
         return cached
 
-    async def info(self, img: Any, with_config: bool = False) -> ImageInfo:
-        """Describe a stored image the way CRI reports it."""
-        config = await self._config_of(img)
+    def _info(self, img: Any, size: int, with_config: bool = False) -> ImageInfo:
+        """Describe a stored image the way CRI reports it; on a store thread."""
+        config = self._config_of(img)
         uid, username = user_of(config)
-        size = await self.access.call(self.access.store.image_size, img.id)
         return ImageInfo(
             id=img.id,
             repo_tags=namesmod.repo_tags(img.names),
@@ -134,24 +137,46 @@ class ImageService:
             config=config if with_config else {},
         )
 
+    async def info(self, img: Any, with_config: bool = False) -> ImageInfo:
+        """Describe a stored image the way CRI reports it."""
+
+        def describe() -> ImageInfo:
+            return self._info(img, self.access.store.image_sizes([img.id]).get(img.id, 0), with_config)
+
+        return await self.access.call(describe)
+
     def _pinned(self, names: Sequence[str]) -> bool:
         patterns = self.config.get("crio.image.pinned_images")
         return any(fnmatch.fnmatchcase(n, p) for n in names for p in patterns)
 
     # ------------------------------------------------------------------------------------------ CRI calls
 
-    async def list(self, image_filter: str = "") -> list[ImageInfo]:
-        """All complete images, or only the one ``image_filter`` names."""
+    async def list(self, image_filter: str = "") -> Sequence[ImageInfo]:
+        """All complete images, or only the one ``image_filter`` names: one trip to a store thread."""
+        return await self.access.call(self._list, image_filter)
+
+    def _list(self, image_filter: str) -> Sequence[ImageInfo]:
+        store = self.access.store
         if image_filter:
-            found = await self.resolve(image_filter)
-            return [await self.info(found)] if found is not None else []
-        images = await self.access.call(self.access.store.images)
-        return [await self.info(img) for img in images]
+            found = self._resolve(image_filter)
+            images = [found] if found is not None else []
+        else:
+            images = store.images()
+        sizes = store.image_sizes([img.id for img in images])
+        # An image removed between the two reads has no size: it is gone, leave it out.
+        return [self._info(img, sizes[img.id]) for img in images if img.id in sizes]
 
     async def status(self, image: str, verbose: bool = False) -> ImageInfo | None:
-        """The image ``image`` names, or None when it is not in the store."""
-        found = await self.resolve(image)
-        return None if found is None else await self.info(found, with_config=verbose)
+        """The image ``image`` names, or None when it is not in the store: one trip to a store thread."""
+
+        def lookup() -> ImageInfo | None:
+            found = self._resolve(image)
+            if found is None:
+                return None
+            size = self.access.store.image_sizes([found.id]).get(found.id)
+            return None if size is None else self._info(found, size, with_config=verbose)
+
+        return await self.access.call(lookup)
 
     async def remove(self, image: str) -> None:
         """Remove the image ``image`` names, with all its names; an absent image is not an error."""

@@ -268,18 +268,31 @@ class Store:
         with self._images_write() as images:
             images.set_big_data(id, [(key, data)])
 
+    def image_sizes(self, ids: Sequence[str]) -> dict[str, int]:
+        """Sizes of several images under one pair of read locks; absent IDs are left out."""
+        with self._layers_read() as layers, self._images_read() as images:
+            sizes: dict[str, int] = {}
+            for id in ids:
+                image = images.lookup(id)
+                if image is not None:
+                    sizes[id] = self._size_of(image, layers)
+            return sizes
+
+    @staticmethod
+    def _size_of(image: Image, layers: Any) -> int:
+        total = sum(image.big_data_sizes.values())
+        seen: set[str] = set()
+        for top in (image.layer, *image.mapped_layers):
+            for layer in layers.chain(top):
+                if layer.id not in seen:
+                    seen.add(layer.id)
+                    total += layer.diff_size if layer.diff_digest else 0
+        return total
+
     def image_size(self, id: str) -> int:
         """Size as containers/storage computes it: big-data sizes plus the diff sizes of the layer chain."""
         with self._layers_read() as layers, self._images_read() as images:
-            image = images.require(id)
-            total = sum(image.big_data_sizes.values())
-            seen: set[str] = set()
-            for top in (image.layer, *image.mapped_layers):
-                for layer in layers.chain(top):
-                    if layer.id not in seen:
-                        seen.add(layer.id)
-                        total += layer.diff_size if layer.diff_digest else 0
-            return total
+            return self._size_of(images.require(id), layers)
 
     def delete_image(self, id: str) -> None:
         """Delete an image and every layer of its chain that no other image or container still uses."""
