@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -29,14 +30,19 @@ from crio.core.server.images import ImageRPCs
 from crio.core.server.pods import PodRPCs
 from crio.core.server.runtime_info import RuntimeInfoRPCs
 from crio.core.server.services import generic_handlers, implemented_rpcs
+from crio.core.server.streaming import StreamingRPCs
+from crio.core.storage import diffworker
 from crio.core.storage.store import Store
 from crio.core.storage_setup import choose_driver
 from crio.core.storeaccess import StoreAccess
+from crio.core.streaming.service import StreamingService
 
 log = logging.getLogger(__name__)
 
 # Seconds in-flight RPCs get to finish after SIGTERM/SIGINT before they are cancelled.
 GRACE_PERIOD = 3.0
+# Seconds a thread may hold the GIL before another may run (Python's default is 0.005).
+GIL_SWITCH_INTERVAL = 0.001
 # Seconds each plugin's shutdown hook may take.
 PLUGIN_SHUTDOWN_TIMEOUT = 1.0
 
@@ -58,16 +64,19 @@ class Daemon:
         self.images: ImageService | None = None
         self.pods: SandboxManager | None = None
         self.containers: ContainerManager | None = None
+        self.streaming: StreamingService | None = None
         self._background: set[asyncio.Task[object]] = set()
 
     def families(self) -> list[object]:
         """The RPC family objects the gRPC server serves."""
         assert self.images is not None and self.pods is not None and self.containers is not None
+        assert self.streaming is not None
         return [
             RuntimeInfoRPCs(self.info),
             ImageRPCs(self.images),
             PodRPCs(self.pods),
             ContainerRPCs(self.containers),
+            StreamingRPCs(self.streaming),
         ]
 
     async def open_storage(self) -> None:
@@ -80,7 +89,9 @@ class Daemon:
             list(self.config.get("crio.storage_option")),
             self.plugins.hook,
         )
+        store.apply_diff = diffworker.in_subprocess(asyncio.get_running_loop())
         await asyncio.to_thread(store.open)
+        self.info.storage = (driver, str(store.graphroot))
         self.access = StoreAccess(store)
         self.images = ImageService(self.config, self.access, self.plugins)
         log.info("storage: driver %s, graph root %s", driver, store.graphroot)
@@ -91,12 +102,16 @@ class Daemon:
             self.config, self.access, self.plugins, self.images, self.pods, runtime
         )
         self.pods.members = self.containers
+        self.streaming = StreamingService(self.config, self.containers, self.pods, runtime)
         await self.pods.restore()
         await self.containers.restore()
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT; return the process exit code."""
         loop = asyncio.get_running_loop()
+        # Layer extraction keeps worker threads busy in Python; a shorter GIL switch interval keeps the
+        # event loop (and so every quick RPC) responsive meanwhile.
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         listen = self.config.listen
         crisocket.prepare(listen)
         proc.become_subreaper()
@@ -105,6 +120,8 @@ class Daemon:
         for notice in effective_notices(self.config):
             log.warning("%s", notice)
         await self.open_storage()
+        assert self.streaming is not None
+        await self.streaming.start()
         server = aio.server(
             options=[
                 ("grpc.max_send_message_length", int(self.config.get("crio.api.grpc_max_send_msg_size"))),
@@ -178,6 +195,8 @@ class Daemon:
         if self._server is not None:
             await self._server.stop(GRACE_PERIOD)
         crisocket.remove(self.config.listen)
+        if self.streaming is not None:
+            await self.streaming.stop()
         if self.containers is not None:
             await self.containers.close()
         await self._close_storage()

@@ -77,6 +77,8 @@ class ImageService:
         self.plugins = plugins
         self._pulls: dict[tuple[str, str, str], _InFlight] = {}
         self._configs: dict[str, dict[str, Any]] = {}
+        # ListImages answers from here: an image's info only changes with its names, digest or big data.
+        self._infos: dict[tuple[Any, ...], ImageInfo] = {}
 
     # ----------------------------------------------------------------------------------------------- lookups
 
@@ -162,9 +164,25 @@ class ImageService:
             images = [found] if found is not None else []
         else:
             images = store.images()
-        sizes = store.image_sizes([img.id for img in images])
-        # An image removed between the two reads has no size: it is gone, leave it out.
-        return [self._info(img, sizes[img.id]) for img in images if img.id in sizes]
+        patterns = tuple(self.config.get("crio.image.pinned_images"))
+        keys = {
+            img.id: (img.id, tuple(img.names), img.digest, tuple(img.big_data_names), patterns)
+            for img in images
+        }
+        missing = [img.id for img in images if keys[img.id] not in self._infos]
+        sizes = store.image_sizes(missing) if missing else {}
+        result = []
+        for img in images:
+            info = self._infos.get(keys[img.id])
+            if info is None:
+                if img.id not in sizes:
+                    continue  # removed between the two reads: it is gone, leave it out
+                info = self._infos[keys[img.id]] = self._info(img, sizes[img.id])
+            result.append(info)
+        if len(self._infos) > 2 * len(images) + 64:  # forget images that are gone or renamed
+            live = set(keys.values())
+            self._infos = {k: v for k, v in self._infos.items() if k in live}
+        return result
 
     async def status(self, image: str, verbose: bool = False) -> ImageInfo | None:
         """The image ``image`` names, or None when it is not in the store: one trip to a store thread."""
