@@ -24,6 +24,9 @@ from crio.core import errors, proc
 from crio.core.storage.layerdiff import DiffStats, apply_diff
 from crio.core.storage.layers import ApplyDiff
 
+# Blobs smaller than this (bytes) are extracted in the daemon itself: starting an interpreter costs more
+# than they could hold the interpreter lock.
+IN_PROCESS_BELOW = 16 * 1024 * 1024
 # How often a waiting worker thread looks at the cancel flag (seconds).
 CANCEL_POLL = 0.1
 
@@ -67,6 +70,8 @@ def in_subprocess(loop: asyncio.AbstractEventLoop) -> ApplyDiff:
         tar_split: BinaryIO,
         cancel: threading.Event | None = None,
     ) -> DiffStats:
+        if _size(blob) < IN_PROCESS_BELOW:
+            return apply_diff(blob, target, fmt, tar_split, cancel)
         read_end, write_end = os.pipe()
         argv = [sys.executable, "-m", "crio.core.storage.diffworker", str(target), fmt, str(write_end)]
 
@@ -94,6 +99,13 @@ def in_subprocess(loop: asyncio.AbstractEventLoop) -> ApplyDiff:
         )
 
     return apply
+
+
+def _size(blob: BinaryIO) -> int:
+    try:
+        return os.fstat(blob.fileno()).st_size
+    except (OSError, ValueError):  # not a real file: no size known, extract in a child
+        return IN_PROCESS_BELOW
 
 
 def _read_report(read_end: int, pid: int, cancel: threading.Event | None) -> dict[str, Any]:
