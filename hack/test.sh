@@ -101,6 +101,9 @@ run_pytest tests/integration
 
 step "daemon: start on a private socket"
 TMP=$(mktemp -d /tmp/crio-test.XXXXXX)
+# Pod user namespaces: the runtime reaches the id-mapped root filesystem under $TMP/root as the pod's root,
+# which is "others" to this 0700 directory; let others traverse it (not list it).
+chmod o+x "$TMP"
 socket=$TMP/crio.sock
 daemon_log=$TMP/crio.log
 mkdir -p "$TMP/cni" "$TMP/crio.conf.d"
@@ -171,6 +174,10 @@ crictl images -q "$image" | grep -q . && fail "crictl rmi left $image behind"
 
 step "critest: hack/critest.sh"
 bash "$REPO_ROOT/hack/critest.sh" "$socket" || fail "critest"
+
+step "critest: the streaming specs again, over WebSocket (-websocket-exec/-attach/-portforward)"
+bash "$REPO_ROOT/hack/critest.sh" "$socket" -- -ginkgo.focus='Streaming' \
+    -websocket-exec -websocket-attach -websocket-portforward || fail "critest (streaming over WebSocket)"
 
 step "daemon: SIGTERM"
 daemon_running || fail "the daemon is no longer running before SIGTERM"

@@ -18,6 +18,7 @@ import crio
 from crio.core import logs, proc
 from crio.core.config import Config, ConfigError, effective_notices
 from crio.core.containers.manager import ContainerManager
+from crio.core.errors import InvalidArgument
 from crio.core.images.pause import ensure_pause_image
 from crio.core.images.service import ImageService
 from crio.core.plugins import PluginManager
@@ -35,7 +36,7 @@ from crio.core.storage import diffworker
 from crio.core.storage.store import Store
 from crio.core.storage_setup import choose_driver
 from crio.core.storeaccess import StoreAccess
-from crio.core.streaming.service import StreamingService
+from crio.core.streaming.service import StreamingService, check_config
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,11 @@ class Daemon:
         # event loop (and so every quick RPC) responsive meanwhile.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         listen = self.config.listen
+        try:
+            check_config(self.config)
+        except InvalidArgument as exc:
+            log.error("invalid configuration: %s", exc)
+            return 1
         crisocket.prepare(listen)
         proc.become_subreaper()
         proc.REAPER.install(loop)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         RuntimeFeatures,
         RuntimeHandler,
         SecurityRequest,
+        StdioSession,
         StorageContext,
     )
 
@@ -168,6 +169,41 @@ def crio_runtime_exec_sync(
     Each of stdout and stderr is captured up to ``output_limit`` bytes. On timeout the exec'd process is
     killed and :class:`crio.core.errors.DeadlineExceeded` is raised. firstresult; ``None`` if not this
     plugin's runtime type.
+    """
+
+
+@hookspec(firstresult=True)
+def crio_runtime_exec(
+    handler: RuntimeHandler,
+    container: ContainerBundle,
+    command: Sequence[str],
+    tty: bool,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+) -> Awaitable[StdioSession] | None:
+    """Start ``command`` in the running container with its standard streams relayed (CRI Exec).
+
+    ``tty`` gives the command a terminal (one output, resizable); otherwise ``stdin``/``stdout``/``stderr``
+    say which streams the client wants (the others are /dev/null). The awaitable resolves to a
+    :class:`crio.core.types.StdioSession` once the command was started; its ``wait`` gives the exit code
+    (a command the runtime could not start exits as the runtime did, with the runtime's message on the
+    session's error output). ``close`` kills the command if it still runs. firstresult; ``None`` if not
+    this plugin's runtime type.
+    """
+
+
+@hookspec(firstresult=True)
+def crio_runtime_attach(
+    handler: RuntimeHandler, container: ContainerBundle, stdin: bool, stdout: bool, stderr: bool
+) -> Awaitable[StdioSession] | None:
+    """Attach to the running container's own standard streams through its monitor (CRI Attach).
+
+    The session's output is what the container prints from now on (``stdout``/``stderr`` select which is
+    relayed); ``write`` feeds the container's stdin when it was created with stdin; ``close_stdin`` ends
+    the attach's input (the monitor then closes the container's stdin if it was created ``stdin_once``);
+    ``resize`` resizes the container's terminal. ``wait`` resolves to ``None``; the output ends when the
+    container exits. firstresult; ``None`` if not this plugin's runtime type.
     """
 
 
@@ -340,19 +376,21 @@ def crio_network_gc(active_pod_ids: Sequence[str]) -> Awaitable[None] | None:
 
 
 @hookspec
-def crio_security_validate(request: SecurityRequest) -> None:
+def crio_security_validate(request: SecurityRequest) -> Awaitable[None] | None:
     """Check the security settings of a pod or container request before anything is created.
 
     Every security plugin is called. Raise :class:`crio.core.errors.InvalidArgument` (or ``NotFound`` for
-    a missing profile) to refuse the request.
+    a missing profile) to refuse the request. A check that does I/O (reading a profile file) returns an
+    awaitable, which the core awaits and which raises the same errors.
     """
 
 
 @hookspec
-def crio_security_adjust_spec(request: SecurityRequest, spec: dict[str, Any]) -> None:
+def crio_security_adjust_spec(request: SecurityRequest, spec: dict[str, Any]) -> Awaitable[None] | None:
     """Adjust the generated OCI runtime spec ``spec`` in place (seccomp filter, AppArmor profile, labels).
 
-    Every security plugin is called, in registration order.
+    Every security plugin is called, in registration order; an implementation that does I/O returns an
+    awaitable, and the core awaits those awaitables one after the other, in the same order.
     """
 
 
@@ -360,5 +398,7 @@ def crio_security_adjust_spec(request: SecurityRequest, spec: dict[str, Any]) ->
 def crio_security_features() -> Mapping[str, Any]:
     """Report this plugin's security features (e.g. ``{"seccomp": {"enabled": True}}``) for Status info.
 
-    Results of all plugins are merged.
+    Results of all plugins are merged. A top-level key (``seccomp``, ``apparmor``, ``selinux``) whose value
+    has ``"enabled": True`` tells the core that a loaded plugin serves that kind of profile: a request asking
+    for one that no plugin serves is refused, never run unconfined (see :mod:`crio.core.security`).
     """

@@ -219,14 +219,15 @@ def spawn(
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
     pass_fds: Sequence[int] = (),
+    stdin: int | None = None,
     stdout: int | None = None,
     stderr: int | None = None,
     new_session: bool = False,
 ) -> Spawned:
     """Start ``argv`` and return at once with its pid and exit future; call it on the loop thread.
 
-    stdin is /dev/null; stdout and stderr are /dev/null unless a file descriptor is given (the caller keeps
-    and closes its own copy). ``pass_fds`` stay open in the child under the same numbers (e.g. a sync pipe
+    stdin, stdout and stderr are /dev/null unless a file descriptor is given (the caller keeps and closes its
+    own copy). ``pass_fds`` stay open in the child under the same numbers (e.g. a sync pipe
     named in an environment variable). ``new_session`` makes the child a session and process-group leader,
     so the caller can signal the whole group. Unlike :func:`run`, nothing is captured or awaited here: this
     suits daemonizing monitors and processes whose output goes to pipes the caller reads itself.
@@ -236,7 +237,7 @@ def spawn(
     try:
         popen = subprocess.Popen(  # registered with the reaper below, before the loop runs again
             list(argv),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin is None else stdin,
             stdout=subprocess.DEVNULL if stdout is None else stdout,
             stderr=subprocess.DEVNULL if stderr is None else stderr,
             env=dict(env) if env is not None else None,

@@ -11,7 +11,7 @@ from typing import Any
 from crio.core.config import Config
 from crio.core.errors import InvalidArgument, NotFound, Unimplemented
 from crio.core.plugins import PluginManager
-from crio.core.types import ContainerBundle, ContainerRuntimeState, ExecResult, RuntimeHandler
+from crio.core.types import ContainerBundle, ContainerRuntimeState, ExecResult, RuntimeHandler, StdioSession
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,38 @@ class RuntimeCalls:
             output_limit=limit,
         )
         return result
+
+    async def exec(
+        self,
+        name: str,
+        container: ContainerBundle,
+        command: Sequence[str],
+        tty: bool,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> StdioSession:
+        """Start ``command`` in the container with its stdio relayed (streaming Exec)."""
+        session: StdioSession = await self._call(
+            "crio_runtime_exec",
+            name,
+            container=container,
+            command=command,
+            tty=tty,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+        )
+        return session
+
+    async def attach(
+        self, name: str, container: ContainerBundle, stdin: bool, stdout: bool, stderr: bool
+    ) -> StdioSession:
+        """Attach to the container's own stdio through its monitor (streaming Attach)."""
+        session: StdioSession = await self._call(
+            "crio_runtime_attach", name, container=container, stdin=stdin, stdout=stdout, stderr=stderr
+        )
+        return session
 
     async def reopen_log(self, name: str, container: ContainerBundle) -> None:
         """Make the container's monitor reopen its log file."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import crio
+from crio.core import userns
 from crio.core.config import Config
 from crio.core.plugins import PluginManager
 from crio.core.types import NetworkStatus, RuntimeFeatures, RuntimeHandler
@@ -54,6 +55,8 @@ class RuntimeInfo:
         self.config = config
         self.plugins = plugins
         self._features: dict[str, RuntimeFeatures] = {}
+        # (driver, graph root) of the open store: pod user namespaces also need id-mappable storage.
+        self.storage: tuple[str, str] | None = None
 
     def version(self) -> dict[str, str]:
         """Return the runtime's name and versions."""
@@ -83,6 +86,11 @@ class RuntimeInfo:
             except Exception as exc:  # a broken runtime reports no features rather than failing Status
                 log.warning("runtime handler %s: cannot read features: %s", handler.name, exc)
                 return features
+        if features.user_namespaces:
+            reason = await userns.storage_reason(*self.storage) if self.storage else "storage is not open"
+            if reason:
+                log.info("runtime handler %s: no pod user namespaces: %s", handler.name, reason)
+                features = replace(features, user_namespaces=False)
         self._features[handler.name] = features
         return features
 

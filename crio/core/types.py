@@ -95,6 +95,45 @@ class ExecResult:
     stderr: bytes = b""
 
 
+# Which output a :meth:`StdioSession.read` chunk came from (the POSIX descriptor numbers); 0: all ended.
+STDOUT = 1
+STDERR = 2
+
+
+class StdioSession(Protocol):
+    """The standard streams of a process relayed to a streaming client: an exec'd command or an attach.
+
+    A runtime plugin returns one from ``crio_runtime_exec`` / ``crio_runtime_attach``; the streaming server
+    relays it and calls :meth:`close` exactly once at the end. Reads and writes apply backpressure: the
+    server reads only as fast as its client takes the output, so a plugin never buffers without bound.
+    With a terminal there is one output, reported as :data:`STDOUT`.
+    """
+
+    async def read(self) -> tuple[int, bytes]:
+        """The next chunk of output as ``(STDOUT or STDERR, data)``; ``(0, b"")`` once every output ended."""
+        ...
+
+    async def write(self, data: bytes) -> None:
+        """Write to the process's stdin (waits while its pipe or terminal is full)."""
+        ...
+
+    async def close_stdin(self) -> None:
+        """Signal end of input (a no-op with a terminal or without stdin)."""
+        ...
+
+    def resize(self, width: int, height: int) -> None:
+        """Set the terminal size in columns and rows (ignored without a terminal)."""
+        ...
+
+    async def wait(self) -> int | None:
+        """The exec'd command's exit code once it exited; ``None`` for an attach (nothing to wait for)."""
+        ...
+
+    async def close(self) -> None:
+        """Release everything; an exec'd command still running is killed with its process group."""
+        ...
+
+
 @dataclass(frozen=True)
 class StorageContext:
     """Where a storage driver keeps its data: the containers/storage graph root and run root, and options."""
@@ -205,7 +244,11 @@ class SecurityRequest:
     """The security-relevant part of a pod or container request handed to security plugins.
 
     ``kind`` is "pod" or "container"; ``security_context`` is the CRI security context as a plain dict
-    (protobuf JSON names); ``annotations`` are the request's annotations.
+    (protobuf JSON names); ``annotations`` are the request's annotations. ``pod_id`` is the pod's ID (a
+    container's pod, or the pod itself). For a container, ``pod_security_context`` is its pod's security
+    context and ``pod_spec`` the OCI spec of the pod's infra container (what the plugins set on the pod, e.g.
+    its SELinux label, which the pod's containers share). :mod:`crio.core.security_profiles` reads the
+    profile fields.
     """
 
     kind: str
@@ -213,3 +256,6 @@ class SecurityRequest:
     security_context: Mapping[str, Any] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     privileged: bool = False
+    pod_id: str = ""
+    pod_security_context: Mapping[str, Any] = field(default_factory=dict)
+    pod_spec: Mapping[str, Any] = field(default_factory=dict)

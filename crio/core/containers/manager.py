@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from crio.core import userns
 from crio.core.bundlefiles import read_spec, write_spec
 from crio.core.cleanup import CleanupStack
 from crio.core.config import Config
@@ -58,6 +59,15 @@ def storage_name(container_config: Mapping[str, Any], pod: Sandbox) -> str:
         meta["uid"],
         int(container_config["metadata"].get("attempt", 0)),
     )
+
+
+def _mappings(pod: Sandbox) -> tuple[list[userns.IDMapping], list[userns.IDMapping]]:
+    """The pod's (uid, gid) mappings, from their OCI form."""
+
+    def convert(raw: list[dict[str, int]]) -> list[userns.IDMapping]:
+        return [userns.IDMapping(m["containerID"], m["hostID"], m["size"]) for m in raw]
+
+    return convert(pod.uid_mappings), convert(pod.gid_mappings)
 
 
 def log_path_of(pod: Sandbox, config: Mapping[str, Any]) -> str:
@@ -215,13 +225,23 @@ class ContainerManager:
         )
         await self.access.call(self.store.create_container, container_id, [name], found.id, metadata)
         undo.push("storage container", lambda: self.access.bulk(self.store.delete_container, container_id))
-        rootfs = await self.access.call(self.store.mount, container_id)
+        options = userns.storage_options(pod.userns_path, *_mappings(pod)) if pod.userns_path else []
+        rootfs = await self.access.call(self.store.mount, container_id, options)
         undo.push("rootfs mount", lambda: self.access.call(self.store.unmount, container_id, True))
         userdata = await self.access.call(self.store.container_directory, container_id)
         rundir = await self.access.call(self.store.container_run_directory, container_id)
-        pod_status_pid = await self._infra_pid(pod)
+        pod_status_pid, pod_spec = await self._infra(pod)
         built = await specbuild.build(
-            self.config, self.plugins, container_id, config, pod, info.config, str(rootfs), pod_status_pid
+            self.config,
+            self.plugins,
+            container_id,
+            config,
+            pod,
+            info.config,
+            str(rootfs),
+            pod_status_pid,
+            pod_spec,
+            Path(userdata),
         )
         if log_path:
             await asyncio.to_thread(os.makedirs, os.path.dirname(log_path), 0o755, True)
@@ -250,12 +270,14 @@ class ContainerManager:
         await self._persist(container)
         return container
 
-    async def _infra_pid(self, pod: Sandbox) -> int:
+    async def _infra(self, pod: Sandbox) -> tuple[int, dict[str, Any]]:
+        """The pid and OCI spec of the pod's running infra container."""
         _, info = await self.pods.status(pod.id)
         pid = int(info.get("pid", 0))
         if pid <= 0:
             raise FailedPrecondition(f"pod sandbox {pod.id} has no running infra container")
-        return pid
+        spec = info.get("runtimeSpec")
+        return pid, spec if isinstance(spec, dict) else {}
 
     def _bundle(self, container: Container, rundir: Path) -> ContainerBundle:
         return ContainerBundle(
@@ -477,5 +499,3 @@ def _signal_number(name: str) -> int:
         return int(signal.Signals[text if text.startswith("SIG") else f"SIG{text}"])
     except KeyError:
         return signal.SIGTERM
-
-

@@ -10,9 +10,10 @@ import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from crio.core import capabilities
+from crio.core import capabilities, security
 from crio.core.config import Config
 from crio.core.errors import FailedPrecondition, InvalidArgument
 from crio.core.plugins import PluginManager
@@ -24,13 +25,18 @@ from crio.core.spec.container import (
     spec_host_mount_requirements,
 )
 from crio.core.spec.imagefiles import read_image_file
+from crio.core.spec.mounts import wants_recursive_read_only
 from crio.core.spec.node import detect_node_features
 from crio.core.spec.resources import linux_resources
-from crio.core.types import SecurityRequest
+from crio.core.spec.user import group_with_gid, passwd_with_user
+from crio.core.storage.atomic import atomic_write
+from crio.core.types import RuntimeFeatures, RuntimeHandler, SecurityRequest
 
 log = logging.getLogger(__name__)
 # What this node's cgroups offer (swap accounting, hugetlb, pids, v2), read once.
 NODE_FEATURES = detect_node_features()
+# Whether each runtime handler supports recursive read-only mounts, asked at the first mount that wants one.
+_RRO_SUPPORT: dict[RuntimeHandler, bool] = {}
 
 
 @dataclass(frozen=True)
@@ -146,8 +152,16 @@ async def build(
     image_config: Mapping[str, Any],
     rootfs: str,
     infra_pid: int,
+    pod_spec: Mapping[str, Any] | None = None,
+    userdata: Path | None = None,
 ) -> BuiltSpec:
-    """Build the container's OCI spec (blocking work in a thread) and apply the security plugins."""
+    """Build the container's OCI spec (blocking work in a thread) and apply the security plugins.
+
+    ``pod_spec`` is the OCI spec of the pod's infra container, handed to the security plugins (a pod's
+    containers share its SELinux level). When the process's user or group is missing from the image's
+    /etc/passwd or /etc/group, a copy with the entry added is written into ``userdata`` (the container's
+    directory, never the rootfs) and bind-mounted over the image's file.
+    """
     passwd, group, devices, privileged_devices = await asyncio.to_thread(_gather, container_config, rootfs)
     spec_input = ContainerSpecInput(
         container_id=container_id,
@@ -170,19 +184,29 @@ async def build(
         devices=devices,
         host_devices=privileged_devices,
         node=NODE_FEATURES,
+        allowed_annotations=_allowed_annotations(config, pod.runtime_handler),
+        rro_supported=await _rro_supported(config, plugins, pod.runtime_handler, container_config),
+        pod_userns_path=pod.userns_path,
+        uid_mappings=pod.uid_mappings,
+        gid_mappings=pod.gid_mappings,
     )
     await asyncio.to_thread(_check_host_propagation, spec_host_mount_requirements(spec_input))
     spec = container_spec(spec_input)
-    security = container_config.get("linux", {}).get("security_context", {})
+    if userdata is not None:
+        await asyncio.to_thread(_add_identity_files, spec, passwd, group, userdata)
+    security_context = container_config.get("linux", {}).get("security_context", {})
     request = SecurityRequest(
         kind="container",
         name=str(container_config["metadata"]["name"]),
-        security_context=security,
+        security_context=security_context,
         annotations=container_config.get("annotations", {}),
-        privileged=bool(security.get("privileged", False)),
+        privileged=bool(security_context.get("privileged", False)),
+        pod_id=pod.id,
+        pod_security_context=pod.config.get("linux", {}).get("security_context", {}),
+        pod_spec=pod_spec or {},
     )
-    plugins.hook.crio_security_validate(request=request)
-    plugins.hook.crio_security_adjust_spec(request=request, spec=spec)
+    await security.check(plugins, request)
+    await security.adjust(plugins, request, spec)
     user = spec.get("process", {}).get("user", {})
     dropped = dropped_annotations(spec_input)
     if dropped:
@@ -202,6 +226,59 @@ async def build(
 def oci_resources(linux: Mapping[str, Any]) -> dict[str, Any]:
     """CRI LinuxContainerResources (proto field names) → OCI ``linux.resources``, for this node."""
     return linux_resources(linux, 0, NODE_FEATURES)
+
+
+def _add_identity_files(spec: dict[str, Any], passwd: str, group: str, directory: Path) -> None:
+    """Write /etc/passwd and /etc/group copies with the process's user and group added where the image lacks
+    them, and bind-mount them (unless a CRI mount already targets that path)."""
+    process = spec["process"]
+    uid, gid = int(process["user"]["uid"]), int(process["user"]["gid"])
+    home = next((e.partition("=")[2] for e in process.get("env", []) if e.startswith("HOME=")), "/")
+    readonly = bool(spec.get("root", {}).get("readonly"))
+    taken = {str(m.get("destination")) for m in spec.get("mounts", [])}
+    generated = (("passwd", passwd_with_user(passwd, uid, gid, home)), ("group", group_with_gid(group, gid)))
+    for name, text in generated:
+        destination = f"/etc/{name}"
+        if text is None or destination in taken:
+            continue
+        path = directory / name
+        atomic_write(path, text.encode(), mode=0o644)
+        spec["mounts"].append(
+            {
+                "destination": destination,
+                "type": "bind",
+                "source": str(path),
+                "options": ["bind", "rprivate", "nosuid", "nodev", "noexec", "ro" if readonly else "rw"],
+            }
+        )
+
+
+async def _rro_supported(
+    config: Config, plugins: PluginManager, handler_name: str, container_config: Mapping[str, Any]
+) -> bool:
+    """Whether the pod's runtime handler supports recursive read-only mounts; asked (once per handler) only
+    when a mount wants one."""
+    if not wants_recursive_read_only(container_config):
+        return True
+    handler = config.runtime_handlers().get(handler_name)
+    if handler is None:
+        return False
+    cached = _RRO_SUPPORT.get(handler)
+    if cached is None:
+        pending = plugins.hook.crio_runtime_features(handler=handler)
+        try:
+            features: RuntimeFeatures = await pending if pending is not None else RuntimeFeatures()
+        except Exception as exc:  # a runtime that cannot report features supports none of them
+            log.warning("runtime handler %s: cannot read features: %s", handler_name, exc)
+            features = RuntimeFeatures()
+        cached = _RRO_SUPPORT[handler] = features.recursive_read_only_mounts
+    return cached
+
+
+def _allowed_annotations(config: Config, handler_name: str) -> tuple[str, ...]:
+    """The ``allowed_annotations`` of the pod's runtime handler (none for an unknown handler)."""
+    handler = config.runtime_handlers().get(handler_name)
+    return handler.allowed_annotations if handler is not None else ()
 
 
 def _own_oom_score_adj() -> int:

@@ -110,4 +110,3 @@ def nano_cores(previous: tuple[int, int] | None, current: Usage) -> int | None:
     if elapsed <= 0:
         return None
     return max(current.cpu_usage_ns - previous[1], 0) * 1_000_000_000 // elapsed
-

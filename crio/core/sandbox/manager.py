@@ -14,10 +14,11 @@ import logging
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from crio.core import mountutil, netns
+from crio.core import mountutil, netns, security, userns
 from crio.core.bundlefiles import read_spec, write_spec
 from crio.core.cleanup import CleanupStack
 from crio.core.config import Config
@@ -32,7 +33,7 @@ from crio.core.spec.infra import InfraSpecInput, infra_spec
 from crio.core.storage.atomic import atomic_write
 from crio.core.storage.layerid import random_id
 from crio.core.storeaccess import StoreAccess
-from crio.core.types import ContainerBundle, PodNetworkRequest, PodNetworkResult
+from crio.core.types import ContainerBundle, PodNetworkRequest, PodNetworkResult, SecurityRequest
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,15 @@ class SandboxManager:
         port_mappings = list(config.get("port_mappings", []))
         validate.validate_port_mappings(port_mappings)
         handler = self.runtime.handler(runtime_handler)
+        if validate.validate_userns(config) == "POD":
+            graphroot = str(self.store.graphroot)
+            reason = await userns.pod_support(self.plugins, handler, self.store.driver, graphroot)
+            if reason:
+                raise FailedPrecondition(
+                    f"runtime handler {handler.name!r} cannot give pods user namespaces: {reason}"
+                )
+        security_request = _security_request(config)
+        await security.check(self.plugins, security_request)
         resolv = files.resolv_conf(config.get("dns_config", {}), await asyncio.to_thread(_host_resolv))
         name = storage_name(config["metadata"])
         digest = config_digest(config, runtime_handler)
@@ -170,6 +180,7 @@ class SandboxManager:
                     host_network,
                     host_ipc,
                     host_pid,
+                    replace(security_request, pod_id=pod_id),
                 )
         except BaseException:
             self.names.pop(name, None)
@@ -190,6 +201,7 @@ class SandboxManager:
         host_network: bool,
         host_ipc: bool,
         host_pid: bool,
+        security_request: SecurityRequest,
     ) -> Sandbox:
         pause_name = str(self.config.get("crio.image.pause_image"))
         pause_id = await ensure_pause_image(self.images, pause_name)
@@ -208,7 +220,19 @@ class SandboxManager:
         )
         await self.access.call(self.store.create_container, pod_id, [name], pause_id, metadata)
         undo.push("storage container", lambda: self.access.bulk(self.store.delete_container, pod_id))
-        rootfs = await self.access.call(self.store.mount, pod_id)
+        userns_path, netns_path = "", ""
+        uids: list[userns.IDMapping] = []
+        gids: list[userns.IDMapping] = []
+        mount_options: list[str] = []
+        if validate.validate_userns(config) == "POD":
+            uids, gids = userns.mappings_of(config)
+            namespaces_dir = str(self.config.get("crio.runtime.namespaces_dir"))
+            user_file, net_file = await userns.create_pinned(namespaces_dir, f"crio-{pod_id}", uids, gids)
+            userns_path, netns_path = str(user_file), str(net_file)
+            undo.push("user namespace", lambda: asyncio.to_thread(netns.remove, user_file))
+            undo.push("network namespace", lambda: asyncio.to_thread(netns.remove, net_file))
+            mount_options = userns.storage_options(userns_path, uids, gids)
+        rootfs = await self.access.call(self.store.mount, pod_id, mount_options)
         undo.push("rootfs mount", lambda: self.access.call(self.store.unmount, pod_id, True))
         userdata = await self.access.call(self.store.container_directory, pod_id)
         rundir = await self.access.call(self.store.container_run_directory, pod_id)
@@ -223,6 +247,9 @@ class SandboxManager:
             config_digest=digest,
             hostname=hostname,
             cgroup_parent=str(config.get("linux", {}).get("cgroup_parent", "")),
+            userns_path=userns_path,
+            uid_mappings=[m.oci() for m in uids],
+            gid_mappings=[m.oci() for m in gids],
         )
         log_directory = str(config.get("log_directory", ""))
         if log_directory:
@@ -230,10 +257,13 @@ class SandboxManager:
         if not host_ipc:
             sandbox.shm_path = await asyncio.to_thread(_mount_shm, rundir / "shm")
             undo.push("shm mount", lambda: asyncio.to_thread(mountutil.unmount, sandbox.shm_path, True))
-        if not host_network:
+        if netns_path:
+            sandbox.netns_path = netns_path  # owned by the pod's user namespace
+        elif not host_network:
             ns_dir = Path(str(self.config.get("crio.runtime.namespaces_dir"))) / "netns"
             sandbox.netns_path = str(await asyncio.to_thread(netns.create, ns_dir, f"crio-{pod_id}"))
             undo.push("network namespace", lambda: asyncio.to_thread(netns.remove, Path(sandbox.netns_path)))
+        if not host_network:
             result = await self._attach(sandbox)
             undo.push("pod network", lambda: self._detach(sandbox))
             sandbox.ips = list(result.ips)
@@ -265,8 +295,12 @@ class SandboxManager:
                     "io.kubernetes.cri.sandbox-namespace": metadata_cri["namespace"],
                     "io.kubernetes.cri.sandbox-uid": metadata_cri["uid"],
                 },
+                userns_path=sandbox.userns_path,
+                uid_mappings=sandbox.uid_mappings,
+                gid_mappings=sandbox.gid_mappings,
             )
         )
+        await security.adjust(self.plugins, security_request, spec)
         spec_bytes = json.dumps(spec, indent=1).encode()
         await asyncio.to_thread(write_spec, spec_bytes, userdata, rundir)
         bundle = self._bundle(sandbox, rundir)
@@ -360,6 +394,8 @@ class SandboxManager:
             await self.runtime.destroy(sandbox.runtime_handler, self._bundle(sandbox, rundir))
             if sandbox.netns_path:
                 await asyncio.to_thread(netns.remove, Path(sandbox.netns_path))
+            if sandbox.userns_path:
+                await asyncio.to_thread(netns.remove, Path(sandbox.userns_path))
             await self.access.call(self.store.unmount, sandbox.id, True)
             await self.access.bulk(self.store.delete_container, sandbox.id)
             self.sandboxes.pop(sandbox.id, None)
@@ -409,12 +445,25 @@ class SandboxManager:
                 await pending
 
     async def _remove_leftover(self, pod_id: str) -> None:
-        netns_path = Path(str(self.config.get("crio.runtime.namespaces_dir"))) / "netns" / f"crio-{pod_id}"
-        await asyncio.to_thread(netns.remove, netns_path)
+        namespaces_dir = str(self.config.get("crio.runtime.namespaces_dir"))
+        await asyncio.to_thread(netns.remove, netns.directory_for(namespaces_dir) / f"crio-{pod_id}")
+        await asyncio.to_thread(netns.remove, userns.directory_for(namespaces_dir) / f"crio-{pod_id}")
         rundir = await self.access.call(self.store.container_run_directory, pod_id)
         await asyncio.to_thread(mountutil.unmount, str(rundir / "shm"), True)
         await self.access.call(self.store.unmount, pod_id, True)
         await self.access.bulk(self.store.delete_container, pod_id)
+
+
+def _security_request(config: Mapping[str, Any]) -> SecurityRequest:
+    """What the security plugins see of a pod: its security context (privileged or not) and annotations."""
+    context = config.get("linux", {}).get("security_context", {})
+    return SecurityRequest(
+        kind="pod",
+        name=str(config.get("metadata", {}).get("name", "")),
+        security_context=context,
+        annotations=config.get("annotations", {}),
+        privileged=bool(context.get("privileged", False)),
+    )
 
 
 def _port_mapping(mapping: Mapping[str, Any]) -> dict[str, Any]:
@@ -459,5 +508,3 @@ def _write_pod_files(directory: Path, hostname: str, resolv: str, hosts: str) ->
         atomic_write(path, text.encode(), mode=0o644, durable=False)
         written[name] = str(path)
     return written
-
-

@@ -38,6 +38,9 @@ class Sandbox:
     cgroup_parent: str = ""
     files: dict[str, str] = field(default_factory=dict)  # hostname/resolv.conf/hosts → host path
     network_attached: bool = False
+    userns_path: str = ""  # the pod's pinned user namespace ("" without one)
+    uid_mappings: list[dict[str, int]] = field(default_factory=list)  # OCI form, with userns_path
+    gid_mappings: list[dict[str, int]] = field(default_factory=list)
 
     @property
     def metadata(self) -> dict[str, Any]:

@@ -103,3 +103,47 @@ def validate_port_mappings(mappings: list[Mapping[str, Any]]) -> None:
             raise InvalidArgument(f"port_mappings[{index}].container_port {container_port} is out of range")
         if not 0 <= host_port < 65536:
             raise InvalidArgument(f"port_mappings[{index}].host_port {host_port} is out of range")
+
+
+MAX_ID_SPAN = 1 << 32
+
+
+def _mapping(raw: Mapping[str, Any], what: str) -> tuple[int, int, int]:
+    container_id, host_id, length = (int(raw.get(k, 0)) for k in ("container_id", "host_id", "length"))
+    if length <= 0:
+        raise InvalidArgument(f"user namespace {what} mapping has length {length}")
+    if container_id + length > MAX_ID_SPAN or host_id + length > MAX_ID_SPAN:
+        raise InvalidArgument(f"user namespace {what} mapping runs past the 32-bit ID range")
+    return container_id, host_id, length
+
+
+def validate_userns(config: Mapping[str, Any]) -> str:
+    """The pod's user namespace mode: "NODE" (none: also when the request has no UsernsOptions) or "POD".
+
+    CONTAINER and TARGET modes are refused, as is a POD mode without exactly one UID and one GID mapping
+    each mapping container ID 0 (the CRI's rules), or a NODE mode that carries mappings.
+    """
+    options = config.get("linux", {}).get("security_context", {}).get("namespace_options", {})
+    userns = options.get("userns_options")
+    if userns is None:
+        return "NODE"
+    mode = str(userns.get("mode", "POD"))
+    uids, gids = list(userns.get("uids") or []), list(userns.get("gids") or [])
+    if mode == "NODE":
+        if uids or gids:
+            raise InvalidArgument("user namespace mode NODE takes no ID mappings")
+        return "NODE"
+    if mode != "POD":
+        raise InvalidArgument(f"user namespace mode {mode} is not supported (only POD and NODE)")
+    for kind in ("network", "pid", "ipc"):
+        if options.get(kind) == "NODE":
+            raise InvalidArgument(f"a pod with its own user namespace cannot use the host's {kind} namespace")
+    for what, mappings in (("uid", uids), ("gid", gids)):
+        if len(mappings) != 1:
+            raise InvalidArgument(
+                f"user namespace mode POD needs exactly one {what} mapping, got {len(mappings)}"
+            )
+        container_id, _, _ = _mapping(mappings[0], what)
+        if container_id != 0:
+            raise InvalidArgument(f"user namespace {what} mapping must map container ID 0")
+    return "POD"

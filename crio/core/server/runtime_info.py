@@ -47,7 +47,8 @@ class RuntimeInfoRPCs:
                 )
                 for h in status.handlers
             ],
-            features=pb.RuntimeFeatures(),
+            # crio applies SupplementalGroupsPolicy Merge and Strict (crio.core.spec.user).
+            features=pb.RuntimeFeatures(supplemental_groups_policy=True),
             info=status.info,
         )
 

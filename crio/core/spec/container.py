@@ -56,6 +56,11 @@ class ContainerSpecInput:
     devices: Sequence[Mapping[str, Any]] = ()  # the CRI devices, resolved (see crio.core.spec.devices)
     host_devices: Sequence[Mapping[str, Any]] = ()  # every host device; used only when privileged
     node: NodeFeatures = field(default_factory=NodeFeatures)
+    allowed_annotations: Sequence[str] = ()  # the runtime handler's allowed_annotations
+    rro_supported: bool = True  # the runtime handler supports recursive read-only mounts
+    pod_userns_path: str = ""  # the pod's pinned user namespace, "" for none
+    uid_mappings: Sequence[Mapping[str, int]] = ()  # the pod's, OCI form
+    gid_mappings: Sequence[Mapping[str, int]] = ()
 
 
 def cgroups_path(cgroup_parent: str, container_id: str) -> str:
@@ -78,7 +83,7 @@ def _paths(context: Mapping[str, Any], key: str, defaults: Sequence[str], privil
 
 
 def _annotations(inp: ContainerSpecInput) -> dict[str, str]:
-    kept, _ = ann.split_annotations(inp.config.get("annotations") or {})
+    kept, _ = ann.split_annotations(inp.config.get("annotations") or {}, inp.allowed_annotations)
     pod_metadata = section(inp.pod_config, "metadata")
     image_name = inp.image_name or str(section(inp.config, "image").get("image", ""))
     own = {
@@ -95,7 +100,7 @@ def _annotations(inp: ContainerSpecInput) -> dict[str, str]:
 
 def dropped_annotations(inp: ContainerSpecInput) -> list[str]:
     """The CRI annotation keys left out of the spec because a runtime interprets them (for a log line)."""
-    return ann.split_annotations(inp.config.get("annotations") or {})[1]
+    return ann.split_annotations(inp.config.get("annotations") or {}, inp.allowed_annotations)[1]
 
 
 def spec_host_mount_requirements(inp: ContainerSpecInput) -> list[tuple[str, str]]:
@@ -135,6 +140,10 @@ def container_spec(inp: ContainerSpecInput) -> dict[str, Any]:
         "maskedPaths": _paths(context, "masked_paths", MASKED_PATHS, privileged),
         "readonlyPaths": _paths(context, "readonly_paths", READONLY_PATHS, privileged),
     }
+    if inp.pod_userns_path:
+        namespaces.append({"type": "user", "path": inp.pod_userns_path})
+        linux["uidMappings"] = [dict(m) for m in inp.uid_mappings]
+        linux["gidMappings"] = [dict(m) for m in inp.gid_mappings]
     propagation = rootfs_propagation(config)
     if propagation:
         linux["rootfsPropagation"] = propagation
@@ -153,7 +162,7 @@ def container_spec(inp: ContainerSpecInput) -> dict[str, Any]:
             "oomScoreAdj": oom_score_adj(config, inp.daemon_oom_score_adj),
         },
         "root": {"path": inp.rootfs, "readonly": readonly_rootfs},
-        "mounts": merge_mounts(system, cri_mounts(config)),
+        "mounts": merge_mounts(system, cri_mounts(config, inp.rro_supported)),
         "annotations": _annotations(inp),
         "linux": linux,
     }

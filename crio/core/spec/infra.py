@@ -32,6 +32,9 @@ class InfraSpecInput:
     shm_path: str  # the pod's /dev/shm (a tmpfs), or "" with host IPC
     sysctls: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    userns_path: str = ""  # the pod's pinned user namespace, "" for none
+    uid_mappings: Sequence[Mapping[str, int]] = ()  # OCI form; with userns_path
+    gid_mappings: Sequence[Mapping[str, int]] = ()
 
 
 def infra_spec(spec_input: InfraSpecInput) -> dict[str, Any]:
@@ -43,6 +46,8 @@ def infra_spec(spec_input: InfraSpecInput) -> dict[str, Any]:
         namespaces.append({"type": "ipc"})
     if not spec_input.host_pid:
         namespaces.append({"type": "pid"})
+    if spec_input.userns_path:
+        namespaces.append({"type": "user", "path": spec_input.userns_path})
     mounts = default_mounts()
     if spec_input.shm_path:
         mounts.append(
@@ -77,6 +82,9 @@ def infra_spec(spec_input: InfraSpecInput) -> dict[str, Any]:
             "readonlyPaths": list(READONLY_PATHS),
         },
     }
+    if spec_input.userns_path:
+        spec["linux"]["uidMappings"] = [dict(m) for m in spec_input.uid_mappings]
+        spec["linux"]["gidMappings"] = [dict(m) for m in spec_input.gid_mappings]
     if not spec_input.host_network:
         spec["hostname"] = spec_input.hostname
     return spec

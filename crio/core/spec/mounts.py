@@ -44,11 +44,12 @@ def propagation(mount: Mapping[str, Any]) -> str:
     return str(value)
 
 
-def cri_mount(mount: Mapping[str, Any]) -> dict[str, Any]:
+def cri_mount(mount: Mapping[str, Any], rro_supported: bool = True) -> dict[str, Any]:
     """The OCI bind mount of one CRI mount.
 
-    ``recursive_read_only`` needs ``readonly`` and private propagation (it becomes the ``rro`` option);
-    ``selinux_relabel`` is ignored here; image volumes and id-mapped mounts are not supported.
+    ``recursive_read_only`` needs ``readonly``, private propagation and a runtime handler that supports it
+    (``rro_supported``); it becomes the ``rro`` option. ``selinux_relabel`` is ignored here; image volumes
+    and id-mapped mounts are not supported.
     """
     destination = container_path(mount)
     image = mount.get("image")
@@ -68,6 +69,10 @@ def cri_mount(mount: Mapping[str, Any]) -> dict[str, Any]:
             raise InvalidArgument(
                 f"mount {destination}: recursive read-only needs private propagation, got {mode}"
             )
+        if not rro_supported:
+            raise InvalidArgument(
+                f"mount {destination}: the runtime handler does not support recursive read-only mounts"
+            )
         access = "rro"
     else:
         access = "ro" if readonly else "rw"
@@ -79,12 +84,12 @@ def cri_mount(mount: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def cri_mounts(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+def cri_mounts(config: Mapping[str, Any], rro_supported: bool = True) -> list[dict[str, Any]]:
     """The OCI mounts of a ContainerConfig's ``mounts``; two mounts on one destination are refused."""
     result: list[dict[str, Any]] = []
     seen: set[str] = set()
     for mount in config.get("mounts") or ():
-        oci = cri_mount(mount)
+        oci = cri_mount(mount, rro_supported)
         if oci["destination"] in seen:
             raise InvalidArgument(f"two mounts share the container path {oci['destination']}")
         seen.add(oci["destination"])
@@ -169,6 +174,11 @@ def rootfs_propagation(config: Mapping[str, Any]) -> str:
     if HOST_TO_CONTAINER in modes:
         return "rslave"
     return ""
+
+
+def wants_recursive_read_only(config: Mapping[str, Any]) -> bool:
+    """Whether any CRI mount asks for a recursive read-only mount."""
+    return any(m.get("recursive_read_only") for m in config.get("mounts") or ())
 
 
 def host_mount_requirements(config: Mapping[str, Any]) -> list[tuple[str, str]]:

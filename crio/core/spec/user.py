@@ -153,3 +153,40 @@ def resolve_user(
         home=(entry.home if entry is not None and entry.home else DEFAULT_HOME),
         username=entry.name if entry is not None else "",
     )
+
+
+GENERATED_NAME = "default"
+GENERATED_SHELL = "/sbin/nologin"
+
+
+def _entry_name(taken: set[str], uid: int) -> str:
+    return GENERATED_NAME if GENERATED_NAME not in taken else f"uid{uid}"
+
+
+def passwd_with_user(passwd: str, uid: int, gid: int, home: str) -> str | None:
+    """The image's /etc/passwd with a line for ``uid`` added, or None when none is needed.
+
+    Needed when the image has an /etc/passwd (``passwd`` not empty) that lacks ``uid``, so the process's
+    user resolves by name (``whoami``, ``id -un``, tools that need a home). The home comes from the
+    container's HOME, which :func:`crio.core.spec.process.process_env` already refused when it holds a line
+    break (CVE-2022-4318); one holding ":" or otherwise unusable becomes "/".
+    """
+    if not passwd or any(entry.uid == uid for entry in parse_passwd(passwd)):
+        return None
+    names = {entry.name for entry in parse_passwd(passwd)}
+    if not home.startswith("/") or any(c in home for c in ":\n\r\0"):
+        home = DEFAULT_HOME
+    name = _entry_name(names, uid)
+    separator = "" if passwd.endswith("\n") else "\n"
+    return f"{passwd}{separator}{name}:x:{uid}:{gid}:{name} user:{home}:{GENERATED_SHELL}\n"
+
+
+def group_with_gid(group: str, gid: int) -> str | None:
+    """The image's /etc/group with a line for ``gid`` added, or None when none is needed (see
+    :func:`passwd_with_user`)."""
+    if not group or any(entry.gid == gid for entry in parse_group(group)):
+        return None
+    names = {entry.name for entry in parse_group(group)}
+    name = _entry_name(names, gid)
+    separator = "" if group.endswith("\n") else "\n"
+    return f"{group}{separator}{name}:x:{gid}:\n"

@@ -2,7 +2,8 @@
 
 Serves handlers whose ``runtime_type`` is "oci" and returns ``None`` for every other type. Modules:
 ``conmon`` (the monitor's command line and sync protocol), ``runtime`` (the runtime CLI and its errors),
-``lifecycle`` (create/start/kill/delete/state/update/wait), ``execsync``, ``logs`` (ReopenContainerLog),
+``lifecycle`` (create/start/kill/delete/state/update/wait), ``execsync``, ``execstream`` (streamed exec) and
+``attach`` (conmon's attach socket and resize FIFO) over ``fdio``, ``logs`` (ReopenContainerLog),
 ``exits`` (inotify and pidfd waits, over ``inotify``), ``cgroups`` (the monitor's own cgroup), ``spec``
 (config.json adjustments) and ``pipes`` (non-blocking pipe reads).
 """
@@ -21,8 +22,9 @@ from crio.core.types import (
     ExecResult,
     RuntimeFeatures,
     RuntimeHandler,
+    StdioSession,
 )
-from crio.plugins.runc import execsync, exits, lifecycle, logs
+from crio.plugins.runc import attach, execstream, execsync, exits, features, lifecycle, logs
 
 RUNTIME_TYPE = "oci"
 FEATURES_TIMEOUT = 10.0
@@ -31,9 +33,8 @@ FEATURES_TIMEOUT = 10.0
 async def _features(handler: RuntimeHandler) -> RuntimeFeatures:
     result = await proc.run([handler.runtime_path, "features"], timeout=FEATURES_TIMEOUT)
     details: dict[str, Any] = json.loads(result.stdout or b"{}")
-    # crio enables neither rro mounts nor user namespaces in its specs yet, so it does not advertise them,
-    # whatever the runtime binary itself could do (details carries the binary's own report).
-    return RuntimeFeatures(recursive_read_only_mounts=False, user_namespaces=False, details=details)
+    # rro when the binary and the kernel can do it; never user namespaces (see features.py).
+    return features.runtime_features(details)
 
 
 def _ours(handler: RuntimeHandler) -> bool:
@@ -124,6 +125,32 @@ def crio_runtime_exec_sync(
     if not _ours(handler):
         return None
     return execsync.exec_sync(handler, container, command, timeout, output_limit)
+
+
+@hookimpl
+def crio_runtime_exec(
+    handler: RuntimeHandler,
+    container: ContainerBundle,
+    command: Sequence[str],
+    tty: bool,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+) -> Awaitable[StdioSession] | None:
+    """``runtime exec`` in the foreground with pipes, or with a terminal crio allocates (see execstream)."""
+    if not _ours(handler):
+        return None
+    return execstream.start(handler, container, command, tty, stdin, stdout, stderr)
+
+
+@hookimpl
+def crio_runtime_attach(
+    handler: RuntimeHandler, container: ContainerBundle, stdin: bool, stdout: bool, stderr: bool
+) -> Awaitable[StdioSession] | None:
+    """Connect to conmon's attach socket; resizes go to conmon's ctl FIFO."""
+    if not _ours(handler):
+        return None
+    return attach.attach(container, stdin, stdout, stderr)
 
 
 @hookimpl

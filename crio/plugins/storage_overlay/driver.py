@@ -28,8 +28,10 @@ import ctypes
 import errno
 import os
 import shutil
+import stat
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from crio.core.errors import AlreadyExists, Internal, InvalidArgument, NotFound
@@ -65,7 +67,27 @@ MS_FLAGS = {
     "strictatime": (True, 1 << 24),
 }
 
+# Id-mapped layers for pods in their own user namespace (the options crio.core.userns passes).
+IDMAP_USERNS = "idmap_userns="
+IDMAP_ROOT = "idmap_root="
+SYS_OPEN_TREE = 428
+SYS_MOUNT_SETATTR = 442
+OPEN_TREE_CLONE = 1
+AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
+MOUNT_ATTR_IDMAP = 0x00100000
+
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
@@ -247,6 +269,7 @@ class OverlayDriver:
         merged.mkdir(mode=0o700, exist_ok=True)
         if os.path.ismount(merged):
             return merged
+        idmap, options = split_idmap_options(options)
         readonly = "ro" in options
         extra = [*self.mountopts, *(o for o in options if o not in ("ro", "rw"))]
         if mount_label:
@@ -256,6 +279,9 @@ class OverlayDriver:
             if not os.path.isdir(self.home / entry):
                 raise Internal(f"overlay: lower layer {entry} of layer {layer_id} is missing")
         flags, tail = split_mount_options(",".join(extra + (["ro"] if readonly else [])))
+        if idmap is not None:
+            self._mount_idmapped(layer_id, lowers, flags, tail, readonly, idmap)
+            return merged
         data = self._data(
             [str(self.home / e) for e in lowers] or [str(layer / "empty")], layer, readonly, tail
         )
@@ -301,6 +327,44 @@ class OverlayDriver:
             for fd in fds:
                 os.close(fd)
 
+    def _mount_idmapped(
+        self, layer_id: str, lowers: list[str], flags: int, tail: str, readonly: bool, idmap: IdMap
+    ) -> None:
+        """Mount the overlay over id-mapped views of every lower layer (detached clones, passed as
+        ``/proc/self/fd/N``), so a pod in its own user namespace sees its image's files owned by its own IDs.
+        The upper layer's root is given to the pod's root user; files the pod creates or copies up land in
+        it with the pod's host IDs. The directories leading to the mount become traversable by others."""
+        layer = self.dir(layer_id)
+        # The runtime bind-mounts the root filesystem from inside the pod's user namespace, whose root is
+        # "others" to the store's directories: let it traverse them (o+x, never read).
+        for directory in (self.home.parent, self.home, layer, layer / "merged"):
+            mode = directory.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                directory.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+        stack = ([layer / "diff"] if readonly else []) + [self.home / e for e in lowers]
+        targets = stack or [layer / "empty"]
+        userns_fd = os.open(idmap.userns_path, os.O_RDONLY | os.O_CLOEXEC)
+        fds: list[int] = []
+        try:
+            for target in targets:
+                fds.append(idmapped_tree(str(target), userns_fd))
+            lowerdir = ":".join(f"/proc/self/fd/{fd}" for fd in fds)
+            if readonly:
+                data = f"lowerdir={lowerdir}"
+            else:
+                os.chown(layer / "diff", idmap.root_uid, idmap.root_gid)
+                data = f"lowerdir={lowerdir},upperdir={layer}/diff,workdir={layer}/work"
+            data = f"{data},{tail}" if tail else data
+            if len(data) >= PAGE_SIZE:
+                raise InvalidArgument(f"overlay: mount options of layer {layer_id} exceed a page")
+            _mount(str(layer / "merged").encode(), flags, data)
+        except OSError as exc:
+            raise Internal(f"overlay: id-mapped mount of layer {layer_id}: {exc}") from None
+        finally:
+            os.close(userns_fd)
+            for fd in fds:
+                os.close(fd)
+
     def unmount(self, layer_id: str) -> None:
         """Unmount ``<id>/merged`` (lazily when busy); not mounted is fine."""
         merged = str(self.dir(layer_id) / "merged").encode()
@@ -321,6 +385,46 @@ def _write_file(path: Path, text: str, mode: int) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
+
+
+@dataclass(frozen=True)
+class IdMap:
+    """An id-mapped mount request: the user namespace file and the host IDs of its root."""
+
+    userns_path: str
+    root_uid: int
+    root_gid: int
+
+
+def split_idmap_options(options: Sequence[str]) -> tuple[IdMap | None, list[str]]:
+    """Take ``idmap_userns=PATH`` and ``idmap_root=UID:GID`` (see crio.core.userns) out of mount options."""
+    userns_path, root, rest = "", "", []
+    for option in options:
+        if option.startswith(IDMAP_USERNS):
+            userns_path = option[len(IDMAP_USERNS) :]
+        elif option.startswith(IDMAP_ROOT):
+            root = option[len(IDMAP_ROOT) :]
+        else:
+            rest.append(option)
+    if not userns_path:
+        return None, rest
+    uid, _, gid = root.partition(":")
+    if not (uid.isdigit() and gid.isdigit()):
+        raise InvalidArgument(f"overlay: {IDMAP_ROOT}{root!r} is not UID:GID")
+    return IdMap(userns_path, int(uid), int(gid)), rest
+
+
+def idmapped_tree(path: str, userns_fd: int) -> int:
+    """A detached clone of the mount at ``path`` whose IDs are mapped through ``userns_fd``."""
+    fd = int(_libc.syscall(SYS_OPEN_TREE, AT_FDCWD, path.encode(), OPEN_TREE_CLONE | os.O_CLOEXEC))
+    if fd < 0:
+        raise _os_error(f"open_tree {path}")
+    attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    if _libc.syscall(SYS_MOUNT_SETATTR, fd, b"", AT_EMPTY_PATH, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
+        error = _os_error(f"id-map {path}")
+        os.close(fd)
+        raise error
+    return fd
 
 
 def _mount(target: bytes, flags: int, data: str) -> None:

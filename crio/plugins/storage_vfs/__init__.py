@@ -10,6 +10,7 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 
+from crio.core.errors import Unimplemented
 from crio.core.hookspecs import hookimpl
 from crio.core.types import StorageContext
 from crio.plugins.storage_vfs.driver import DRIVER, VfsDriver
@@ -57,9 +58,13 @@ def crio_storage_create_layer(ctx: StorageContext, layer_id: str, parent_id: str
 def crio_storage_mount(
     ctx: StorageContext, layer_id: str, mount_label: str, options: Sequence[str]
 ) -> Path | None:
-    """No mount: the layer directory itself."""
+    """No mount: the layer directory itself. Id-mapped root filesystems (user namespaces) are not offered."""
     driver = _ours(ctx)
-    return None if driver is None else driver.mount(layer_id)
+    if driver is None:
+        return None
+    if any(o.startswith("idmap_") for o in options):
+        raise Unimplemented("vfs: id-mapped root filesystems (pod user namespaces) need the overlay driver")
+    return driver.mount(layer_id)
 
 
 @hookimpl
