@@ -27,6 +27,8 @@ from crio.core.storage.layers import ApplyDiff
 # Blobs smaller than this (bytes) are extracted in the daemon itself: starting an interpreter costs more
 # than they could hold the interpreter lock.
 IN_PROCESS_BELOW = 16 * 1024 * 1024
+# Scheduling niceness of the extraction child.
+EXTRACTION_NICENESS = 10
 # How often a waiting worker thread looks at the cancel flag (seconds).
 CANCEL_POLL = 0.1
 
@@ -34,6 +36,7 @@ CANCEL_POLL = 0.1
 def main(argv: list[str]) -> int:
     """The child: extract stdin into ``argv[0]`` with format ``argv[1]``; report on fd ``argv[2]``."""
     target, fmt, report_fd = Path(argv[0]), argv[1], int(argv[2])
+    os.nice(EXTRACTION_NICENESS)  # the daemon's quick RPCs come first when CPUs are scarce
     with os.fdopen(report_fd, "w") as report:
         try:
             with os.fdopen(0, "rb", closefd=False) as blob, os.fdopen(1, "wb", closefd=False) as tar_split:
