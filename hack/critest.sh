@@ -160,7 +160,7 @@ rm -f "$JUNIT" "$JSON_REPORT"
 echo "critest.sh: running $expected of $total critest specs against $endpoint ($((total - expected)) in the ledger)"
 
 rc=0
-(cd "$WORK" && "$CRITEST" --runtime-endpoint "$endpoint" -ginkgo.v -ginkgo.no-color "${skip_args[@]}" \
+(cd "$WORK" && "$CRITEST" --runtime-endpoint "$endpoint" --image-endpoint "$endpoint" -ginkgo.v -ginkgo.no-color "${skip_args[@]}" \
     -ginkgo.junit-report="$JUNIT" -ginkgo.json-report="$JSON_REPORT" "${extra[@]}") || rc=$?
 
 # Summary from the JSON report (the JUnit file carries the same results for CI).

@@ -33,6 +33,8 @@ def _socket_in(netns_path: str, family: int) -> socket.socket:
         if _libc.setns(fd, CLONE_NEWNET) != 0:
             err = ctypes.get_errno()
             raise OSError(err, f"setns {netns_path}: {os.strerror(err)}")
+        if os.stat("/proc/thread-self/ns/net").st_ino != os.fstat(fd).st_ino:
+            raise OSError(errno.EINVAL, f"setns {netns_path}: the thread is not in that namespace")
     finally:
         os.close(fd)
     sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
