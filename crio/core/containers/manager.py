@@ -33,6 +33,7 @@ from crio.core.containers.model import (
     Container,
 )
 from crio.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from crio.core.idindex import by_id_or_prefix
 from crio.core.images.service import ImageService
 from crio.core.plugins import PluginManager
 from crio.core.runtime_calls import RuntimeCalls
@@ -117,19 +118,7 @@ class ContainerManager:
 
     def get(self, id_or_prefix: str) -> Container:
         """The container with this ID or unique ID prefix; NotFound otherwise."""
-        if not id_or_prefix:
-            raise InvalidArgument("container ID is empty")
-        found = self.containers.get(id_or_prefix)
-        if found is not None:
-            return found
-        matches = [c for c in self.containers.values() if c.id.startswith(id_or_prefix)]
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise InvalidArgument(
-                f"container ID prefix {id_or_prefix} is ambiguous ({len(matches)} containers)"
-            )
-        raise NotFound(f"container {id_or_prefix} not found")
+        return by_id_or_prefix(self.containers, id_or_prefix, "container")
 
     def find(self, id_or_prefix: str) -> Container | None:
         """Like :meth:`get`, but None for an unknown container."""

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from crio.core.statefile import JsonState
 
 CREATED = "created"
 RUNNING = "running"
 EXITED = "exited"
 UNKNOWN = "unknown"
-STATE_FILE = "container.json"
 
 REASON_COMPLETED = "Completed"
 REASON_ERROR = "Error"
@@ -19,8 +18,10 @@ REASON_OOM = "OOMKilled"
 
 
 @dataclass
-class Container:
+class Container(JsonState):
     """One container of a pod."""
+
+    STATE_FILE: ClassVar[str] = "container.json"
 
     id: str
     name: str  # storage name k8s_<name>_<pod>_<namespace>_<uid>_<attempt>
@@ -56,18 +57,3 @@ class Container:
     def annotations(self) -> dict[str, str]:
         """The container's annotations."""
         return dict(self.config.get("annotations", {}))
-
-    def to_json(self) -> bytes:
-        """Serialize for ``container.json``."""
-        return json.dumps(asdict(self), sort_keys=True, indent=1).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes) -> Container:
-        """Load from ``container.json``; unknown keys are ignored."""
-        raw = json.loads(data)
-        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
-
-    @staticmethod
-    def state_path(container_directory: Path) -> Path:
-        """Where a container's state lives."""
-        return container_directory / STATE_FILE

@@ -22,7 +22,8 @@ from crio.core import mountutil, netns, security, userns
 from crio.core.bundlefiles import read_spec, write_spec
 from crio.core.cleanup import CleanupStack
 from crio.core.config import Config
-from crio.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from crio.core.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
+from crio.core.idindex import by_id_or_prefix
 from crio.core.images.pause import ensure_pause_image
 from crio.core.images.service import ImageService
 from crio.core.plugins import PluginManager
@@ -89,17 +90,7 @@ class SandboxManager:
 
     def get(self, id_or_prefix: str) -> Sandbox:
         """The pod with this ID or unique ID prefix; NotFound otherwise."""
-        if not id_or_prefix:
-            raise InvalidArgument("pod sandbox ID is empty")
-        found = self.sandboxes.get(id_or_prefix)
-        if found is not None:
-            return found
-        matches = [s for s in self.sandboxes.values() if s.id.startswith(id_or_prefix)]
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise InvalidArgument(f"pod sandbox ID prefix {id_or_prefix} is ambiguous ({len(matches)} pods)")
-        raise NotFound(f"pod sandbox {id_or_prefix} not found")
+        return by_id_or_prefix(self.sandboxes, id_or_prefix, "pod sandbox")
 
     def find(self, id_or_prefix: str) -> Sandbox | None:
         """Like :meth:`get`, but None for an unknown pod."""

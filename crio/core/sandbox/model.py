@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from crio.core.statefile import JsonState
 
 READY = "ready"
 NOTREADY = "notready"
-STATE_FILE = "sandbox.json"
 
 
 def config_digest(config: dict[str, Any], runtime_handler: str) -> str:
@@ -20,8 +20,10 @@ def config_digest(config: dict[str, Any], runtime_handler: str) -> str:
 
 
 @dataclass
-class Sandbox:
+class Sandbox(JsonState):
     """One pod sandbox. Its infra container has the pod's ID."""
+
+    STATE_FILE: ClassVar[str] = "sandbox.json"
 
     id: str
     name: str  # the storage name, k8s_POD_<name>_<namespace>_<uid>_<attempt>
@@ -56,19 +58,3 @@ class Sandbox:
     def annotations(self) -> dict[str, str]:
         """The pod's annotations."""
         return dict(self.config.get("annotations", {}))
-
-    def to_json(self) -> bytes:
-        """Serialize for ``sandbox.json``."""
-        return json.dumps(asdict(self), sort_keys=True, indent=1).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes) -> Sandbox:
-        """Load from ``sandbox.json``; unknown keys (from a newer crio) are ignored."""
-        raw = json.loads(data)
-        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-    @staticmethod
-    def state_path(container_directory: Path) -> Path:
-        """Where a sandbox's state lives."""
-        return container_directory / STATE_FILE
