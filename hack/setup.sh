@@ -28,6 +28,9 @@ TEST_DEBIAN_PACKAGES=(
     umoci
     openssl
     curl
+    iproute2
+    util-linux
+    busybox
 )
 readonly MIN_PYTHON=3.11
 readonly EXTRAS=seccomp,apparmor,selinux
