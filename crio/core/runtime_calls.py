@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from crio.core.config import Config
@@ -15,6 +16,8 @@ from crio.core.types import ContainerBundle, ContainerRuntimeState, ExecResult, 
 
 log = logging.getLogger(__name__)
 
+# The cgroup every container monitor (conmon) runs in: never the container's or the pod's own.
+MONITOR_CGROUP = "/crio-monitors"
 # Polling back-off used only when the handler offers no exit notification.
 _POLL_START, _POLL_MAX = 0.01, 0.25
 
@@ -36,6 +39,23 @@ class RuntimeCalls:
                 f"runtime handler {name!r} is not configured (known: {', '.join(sorted(handlers))})"
             )
         return found
+
+    def bundle(
+        self, id: str, name: str, pod_id: str, rundir: Path, log_path: str = "", **stdio: bool
+    ) -> ContainerBundle:
+        """Describe a container to its runtime handler: the monitor's exit and attach directories come from
+        the config, the monitor cgroup is the shared one; ``stdio`` sets terminal/stdin/stdin_once."""
+        return ContainerBundle(
+            id=id,
+            name=name,
+            pod_id=pod_id,
+            bundle=rundir,
+            exit_dir=Path(str(self.config.get("crio.runtime.container_exits_dir"))),
+            attach_dir=Path(str(self.config.get("crio.runtime.container_attach_socket_dir"))),
+            log_path=log_path,
+            monitor_cgroup=MONITOR_CGROUP,
+            **stdio,
+        )
 
     async def _call(self, hook: str, name: str, **kwargs: Any) -> Any:
         handler = self.handler(name)

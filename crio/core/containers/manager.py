@@ -47,8 +47,6 @@ from crio.core.types import ContainerBundle, ContainerRuntimeState, ExecResult
 
 log = logging.getLogger(__name__)
 
-MONITOR_CGROUP = "/crio-monitors"
-
 
 def storage_name(container_config: Mapping[str, Any], pod: Sandbox) -> str:
     """The storage name of a container, as CRI-O names it."""
@@ -269,18 +267,15 @@ class ContainerManager:
         return pid, spec if isinstance(spec, dict) else {}
 
     def _bundle(self, container: Container, rundir: Path) -> ContainerBundle:
-        return ContainerBundle(
-            id=container.id,
-            name=container.name,
-            pod_id=container.pod_id,
-            bundle=rundir,
-            exit_dir=Path(str(self.config.get("crio.runtime.container_exits_dir"))),
-            attach_dir=Path(str(self.config.get("crio.runtime.container_attach_socket_dir"))),
-            log_path=container.log_path,
+        return self.runtime.bundle(
+            container.id,
+            container.name,
+            container.pod_id,
+            rundir,
+            container.log_path,
             terminal=bool(container.config.get("tty", False)),
             stdin=bool(container.config.get("stdin", False)),
             stdin_once=bool(container.config.get("stdin_once", False)),
-            monitor_cgroup=MONITOR_CGROUP,
         )
 
     async def bundle_of(self, container: Container) -> ContainerBundle:

@@ -44,7 +44,6 @@ SHM_SIZE = "64m"
 INFRA_STOP_TIMEOUT = 0.0
 # StopPodSandbox gives the pod's containers this long after their stop signal (the kubelet stops them first).
 POD_CONTAINER_STOP_TIMEOUT = 10.0
-MONITOR_CGROUP = "/crio-monitors"
 
 
 class PodMembers(Protocol):
@@ -305,15 +304,7 @@ class SandboxManager:
         return sandbox
 
     def _bundle(self, sandbox: Sandbox, rundir: Path) -> ContainerBundle:
-        return ContainerBundle(
-            id=sandbox.id,
-            name=sandbox.name,
-            pod_id=sandbox.id,
-            bundle=rundir,
-            exit_dir=Path(str(self.config.get("crio.runtime.container_exits_dir"))),
-            attach_dir=Path(str(self.config.get("crio.runtime.container_attach_socket_dir"))),
-            monitor_cgroup=MONITOR_CGROUP,
-        )
+        return self.runtime.bundle(sandbox.id, sandbox.name, sandbox.id, rundir)
 
     def _network_request(self, sandbox: Sandbox) -> PodNetworkRequest:
         metadata = sandbox.metadata
