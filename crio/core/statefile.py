@@ -1,4 +1,5 @@
-"""The JSON state file each pod and container keeps in its ContainerDirectory."""
+"""What pod and container records share: the JSON state file in their ContainerDirectory, and views of
+the CRI config they were created from."""
 
 from __future__ import annotations
 
@@ -28,3 +29,24 @@ class JsonState:
     def state_path(cls, container_directory: Path) -> Path:
         """Where the state lives in a ContainerDirectory."""
         return container_directory / cls.STATE_FILE
+
+
+class CriConfigViews:
+    """Mixin for a record holding its CRI config (proto field names) as ``config``."""
+
+    config: dict[str, Any]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The CRI metadata (name, attempt; for pods also uid and namespace)."""
+        return dict(self.config.get("metadata", {}))
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The labels of the request."""
+        return dict(self.config.get("labels", {}))
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        """The annotations of the request."""
+        return dict(self.config.get("annotations", {}))

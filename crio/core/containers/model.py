@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from crio.core.statefile import JsonState
+from crio.core.statefile import CriConfigViews, JsonState
 
 CREATED = "created"
 RUNNING = "running"
@@ -18,7 +18,7 @@ REASON_OOM = "OOMKilled"
 
 
 @dataclass
-class Container(JsonState):
+class Container(JsonState, CriConfigViews):
     """One container of a pod."""
 
     STATE_FILE: ClassVar[str] = "container.json"
@@ -42,18 +42,3 @@ class Container(JsonState):
     pid: int = 0
     stop_signal: str = ""
     user: dict[str, Any] = field(default_factory=dict)  # uid, gid, supplemental_groups as run
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        """The CRI metadata (name, attempt)."""
-        return dict(self.config.get("metadata", {}))
-
-    @property
-    def labels(self) -> dict[str, str]:
-        """The container's labels."""
-        return dict(self.config.get("labels", {}))
-
-    @property
-    def annotations(self) -> dict[str, str]:
-        """The container's annotations."""
-        return dict(self.config.get("annotations", {}))

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from crio.core.statefile import JsonState
+from crio.core.statefile import CriConfigViews, JsonState
 
 READY = "ready"
 NOTREADY = "notready"
@@ -20,7 +20,7 @@ def config_digest(config: dict[str, Any], runtime_handler: str) -> str:
 
 
 @dataclass
-class Sandbox(JsonState):
+class Sandbox(JsonState, CriConfigViews):
     """One pod sandbox. Its infra container has the pod's ID."""
 
     STATE_FILE: ClassVar[str] = "sandbox.json"
@@ -43,18 +43,3 @@ class Sandbox(JsonState):
     userns_path: str = ""  # the pod's pinned user namespace ("" without one)
     uid_mappings: list[dict[str, int]] = field(default_factory=list)  # OCI form, with userns_path
     gid_mappings: list[dict[str, int]] = field(default_factory=list)
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        """The CRI metadata (name, uid, namespace, attempt)."""
-        return dict(self.config.get("metadata", {}))
-
-    @property
-    def labels(self) -> dict[str, str]:
-        """The pod's labels."""
-        return dict(self.config.get("labels", {}))
-
-    @property
-    def annotations(self) -> dict[str, str]:
-        """The pod's annotations."""
-        return dict(self.config.get("annotations", {}))
