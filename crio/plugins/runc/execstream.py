@@ -33,32 +33,17 @@ from pathlib import Path
 from crio.core import errors, proc
 from crio.core.types import STDERR, STDOUT, ContainerBundle, RuntimeHandler
 from crio.plugins.runc import fdio
+from crio.plugins.runc.execsync import KILL_GRACE, kill_process, read_pid
 from crio.plugins.runc.runtime import RuntimeCLI
 
 log = logging.getLogger(__name__)
 
-KILL_GRACE = 5.0  # after SIGKILL: how long to wait for the runtime to exit
 DEFAULT_ROWS, DEFAULT_COLUMNS = 24, 80  # a terminal's size until the client sends its own
 
 
 def set_window_size(fd: int, width: int, height: int) -> None:
     """TIOCSWINSZ: set a terminal's size in columns and rows."""
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
-
-
-def _kill(pid: int, group: bool) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if group:
-            os.killpg(pid, signal.SIGKILL)
-        else:
-            os.kill(pid, signal.SIGKILL)
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
 
 
 class ExecSession:
@@ -126,7 +111,7 @@ class ExecSession:
         self._closed = True
         try:
             if not self.runtime.exited.done():
-                await self._kill()
+                await self.kill_process()
         finally:
             fds = {fd for _, fd in self._outputs}
             fds.update(fd for fd in (self._stdin, self._terminal) if fd is not None)
@@ -137,20 +122,20 @@ class ExecSession:
             self.pid_file.unlink(missing_ok=True)
             self.log_file.unlink(missing_ok=True)
 
-    async def _kill(self) -> None:
-        exec_pid = _read_pid(self.pid_file)
+    async def kill_process(self) -> None:
+        exec_pid = read_pid(self.pid_file)
         if exec_pid is not None:
-            _kill(exec_pid, group=True)
-            _kill(exec_pid, group=False)
-        _kill(self.runtime.pid, group=True)
+            kill_process(exec_pid, group=True)
+            kill_process(exec_pid, group=False)
+        kill_process(self.runtime.pid, group=True)
         try:
             await asyncio.wait_for(asyncio.shield(self.runtime.exited), KILL_GRACE)
         except TimeoutError:
             log.warning("runtime exec pid %d did not exit after SIGKILL", self.runtime.pid)
-        late = _read_pid(self.pid_file) if exec_pid is None else None
+        late = read_pid(self.pid_file) if exec_pid is None else None
         if late is not None:  # it started while we were killing
-            _kill(late, group=True)
-            _kill(late, group=False)
+            kill_process(late, group=True)
+            kill_process(late, group=False)
 
 
 def _pipe(grow: bool = False) -> tuple[int, int]:

@@ -29,7 +29,8 @@ KILL_GRACE = 5.0  # after SIGKILL: how long to wait for the runtime to exit
 DRAIN_GRACE = 2.0  # after the runtime exits: how long to wait for EOF (a leftover holding the pipe)
 
 
-def _kill(pid: int, group: bool) -> None:
+def kill_process(pid: int, group: bool) -> None:
+    """SIGKILL ``pid`` (its whole process group with ``group``); a process already gone is fine."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         if group:
             os.killpg(pid, signal.SIGKILL)
@@ -37,7 +38,8 @@ def _kill(pid: int, group: bool) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def _exec_pid(pid_file: Path) -> int | None:
+def read_pid(pid_file: Path) -> int | None:
+    """The pid the runtime wrote to ``pid_file``, or None while it is missing or incomplete."""
     try:
         return int(pid_file.read_text().strip())
     except (OSError, ValueError):
@@ -85,7 +87,7 @@ async def exec_sync(
         except TimeoutError:  # something the command left behind still holds its output pipes
             log.warning("exec in container %s: output still open after exit; dropping it", container.id)
             stdout, stderr = b"", b""
-        started = _exec_pid(pid_file) is not None
+        started = read_pid(pid_file) is not None
     finally:
         if not readers.done():
             readers.cancel()
@@ -99,17 +101,17 @@ async def exec_sync(
 
 async def _kill_exec(runtime: proc.Spawned, pid_file: Path) -> None:
     """Kill the exec'd process (pid file) and the runtime's whole process group; wait for the runtime."""
-    exec_pid = _exec_pid(pid_file)
+    exec_pid = read_pid(pid_file)
     if exec_pid is not None:
-        _kill(exec_pid, group=True)
-        _kill(exec_pid, group=False)
-    _kill(runtime.pid, group=True)
+        kill_process(exec_pid, group=True)
+        kill_process(exec_pid, group=False)
+    kill_process(runtime.pid, group=True)
     try:
         await asyncio.wait_for(asyncio.shield(runtime.exited), KILL_GRACE)
     except TimeoutError:
         log.warning("runtime exec pid %d did not exit after SIGKILL", runtime.pid)
     if exec_pid is None:  # the process may have started while we killed: one more look
-        late = _exec_pid(pid_file)
+        late = read_pid(pid_file)
         if late is not None:
-            _kill(late, group=True)
-            _kill(late, group=False)
+            kill_process(late, group=True)
+            kill_process(late, group=False)
