@@ -136,12 +136,75 @@ class CriClient:
 # ----------------------------------------------------------------------------------------------- daemon
 
 
-class CrioDaemon:
+class ServedDaemon:
+    """What crio's and containerd's benchmark daemons share: a process serving CRI on ``socket``, logging to
+    ``log_path``. Subclasses set ``NAME`` and start ``proc``, then call :meth:`_wait_serving`."""
+
+    NAME = "daemon"
+    socket: str
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None
+    _client: CriClient | None
+
+    @property
+    def pid(self) -> int:
+        """The running daemon's pid."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"{self.NAME} is not running")
+        return self.proc.pid
+
+    @property
+    def client(self) -> CriClient:
+        """A CRI client (runtime.v1) for the running daemon."""
+        if self._client is None:
+            self._client = CriClient(self.socket)
+        return self._client
+
+    def _wait_serving(self, timeout: float) -> None:
+        """Wait until the socket exists and the CRI Version RPC answers; fail with the log's end."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.NAME} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            if os.path.exists(self.socket):
+                try:
+                    self.client.version()
+                    return
+                except grpc.RpcError:
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.NAME} did not answer within {timeout}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        """SIGTERM (SIGKILL after 20 s) and close the client."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the daemon's log."""
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class CrioDaemon(ServedDaemon):
     """A crio daemon whose every path lives under ``base`` (as tests/integration/conftest.py starts it).
 
     ``wipe_store()`` (daemon stopped) removes the graph root and run root so the next ``start()`` begins on
     an empty store.
     """
+
+    NAME = "crio"
 
     def __init__(self, base: Path, extra_args: Sequence[str] = ()) -> None:
         self.base = base
@@ -171,20 +234,6 @@ class CrioDaemon:
             f'[crio.image]\nregistries_conf = "{REGISTRIES_CONF}"\n'
         )
 
-    @property
-    def pid(self) -> int:
-        """The running daemon's pid."""
-        if self.proc is None or self.proc.poll() is not None:
-            raise RuntimeError("crio is not running")
-        return self.proc.pid
-
-    @property
-    def client(self) -> CriClient:
-        """A CRI client for the running daemon."""
-        if self._client is None:
-            self._client = CriClient(self.socket)
-        return self._client
-
     def start(self, timeout: float = 60.0) -> CrioDaemon:
         """Start the daemon and wait until Version answers."""
         argv = [
@@ -200,32 +249,8 @@ class CrioDaemon:
             env["PYTHONPATH"] = os.environ[SRC_ENV]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"crio exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if os.path.exists(self.socket):
-                try:
-                    self.client.version()
-                    return self
-                except grpc.RpcError:
-                    pass
-            time.sleep(0.05)
-        raise RuntimeError(f"crio did not answer within {timeout}s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        """SIGTERM (SIGKILL after 20 s) and close the client."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        self._wait_serving(timeout)
+        return self
 
     def wipe_store(self) -> None:
         """Remove the graph root and run root (unmounting first); the daemon must be stopped."""
@@ -239,12 +264,6 @@ class CrioDaemon:
         self.stop()
         self.wipe_store()
         return self.start()
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The end of the daemon's log."""
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def __enter__(self) -> CrioDaemon:
         return self

@@ -42,7 +42,7 @@ from types import TracebackType
 
 import grpc
 
-from bench.common import CriClient, remove_tree, scratch_dir
+from bench.common import CriClient, ServedDaemon, remove_tree, scratch_dir
 from bench.cri import remove_everything
 
 CONTAINERD = "containerd"
@@ -120,8 +120,10 @@ def _toml_str(value: str) -> str:
     return json.dumps(value)
 
 
-class ContainerdDaemon:
+class ContainerdDaemon(ServedDaemon):
     """A containerd with the CRI plugin whose every path lives under ``base`` (see the module docstring)."""
+
+    NAME = "containerd"
 
     def __init__(
         self,
@@ -224,20 +226,6 @@ class ContainerdDaemon:
 
     # ------------------------------------------------------------------------------------------ process
 
-    @property
-    def pid(self) -> int:
-        """The running daemon's pid."""
-        if self.proc is None or self.proc.poll() is not None:
-            raise RuntimeError("containerd is not running")
-        return self.proc.pid
-
-    @property
-    def client(self) -> CriClient:
-        """A CRI client (runtime.v1) for the running daemon."""
-        if self._client is None:
-            self._client = CriClient(self.socket)
-        return self._client
-
     def start(self, timeout: float = 60.0) -> ContainerdDaemon:
         """Start containerd and wait until its socket exists and the CRI Version RPC answers."""
         binary = ensure_installed()
@@ -249,32 +237,8 @@ class ContainerdDaemon:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # a Ctrl-C in the benchmark's terminal goes to the benchmark only
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"containerd exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if os.path.exists(self.socket):
-                try:
-                    self.client.version()
-                    return self
-                except grpc.RpcError:
-                    pass
-            time.sleep(0.05)
-        raise RuntimeError(f"containerd did not answer within {timeout}s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        """SIGTERM (SIGKILL after 20 s) and close the client; shims keep running (see :meth:`kill_shims`)."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        self._wait_serving(timeout)
+        return self
 
     def shim_pids(self) -> list[int]:
         """Pids of the ``containerd-shim-runc-v2`` processes serving this daemon (``-address SOCKET``)."""
@@ -319,12 +283,6 @@ class ContainerdDaemon:
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
         remove_tree(self.base)
         return errors
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The end of the daemon's log."""
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def __enter__(self) -> ContainerdDaemon:
         return self
