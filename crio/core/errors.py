@@ -64,6 +64,12 @@ class Unauthenticated(CrioError):
     code = "UNAUTHENTICATED"
 
 
+class PermissionDenied(CrioError):
+    """Policy forbids the operation: a blocked registry, an image the signature policy rejects."""
+
+    code = "PERMISSION_DENIED"
+
+
 class Internal(CrioError):
     """A bug or an unexpected failure of a host tool."""
 
