@@ -279,6 +279,19 @@ def crio_storage_mount(
 
 
 @hookspec(firstresult=True)
+def crio_storage_mount_readonly(
+    ctx: StorageContext, layer_id: str, target: Path, mount_label: str, options: Sequence[str]
+) -> bool | None:
+    """Mount the layer with its parents read-only on ``target`` (an existing empty directory); return True.
+
+    An extra mount, independent of the layer's own (counted) mount: the core uses it for image volumes and
+    unmounts it itself with ``umount2(2)``. overlay: an overlay of lower directories only; vfs: a read-only
+    bind of the layer's directory. ``options`` are mount flags (``nodev``, ``nosuid``) and the id-map
+    options of :func:`crio_storage_mount`. firstresult; ``None`` if not ours.
+    """
+
+
+@hookspec(firstresult=True)
 def crio_storage_unmount(ctx: StorageContext, layer_id: str) -> bool | None:
     """Unmount a layer (its mount count reached 0); return True. firstresult; ``None`` if not ours."""
 

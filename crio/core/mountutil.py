@@ -1,4 +1,5 @@
-"""mount(2) and umount2(2) through libc, for the few mounts the core makes itself (a pod's /dev/shm)."""
+"""mount(2) and umount2(2) through libc, for the few mounts the core makes itself (a pod's /dev/shm, image
+volumes)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import ctypes
 import errno
 import os
 
+MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
 MNT_DETACH = 0x2
 
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -77,7 +77,7 @@ BAD: list[tuple[dict[str, Any], type[Exception], str]] = [
     (mount(host_path=""), InvalidArgument, "host_path"),
     (mount(host_path="srv"), InvalidArgument, "host_path"),
     ({"container_path": "/d", "host_path": "/s", "propagation": 7}, InvalidArgument, "unknown propagation"),
-    (mount(host_path="", image=api.ImageSpec(image="busybox")), Unimplemented, "image volumes"),
+    (mount(host_path="", image=api.ImageSpec(image="busybox")), InvalidArgument, "must be read-only"),
     (mount(uidMappings=[api.IDMapping(host_id=1000, container_id=0, length=1)]), Unimplemented, "id-mapped"),
 ]
 

@@ -21,7 +21,7 @@ from crio.core import userns
 from crio.core.bundlefiles import read_spec, write_spec
 from crio.core.cleanup import CleanupStack
 from crio.core.config import Config
-from crio.core.containers import specbuild, stats
+from crio.core.containers import imagevolumes, specbuild, stats
 from crio.core.containers.model import (
     CREATED,
     EXITED,
@@ -175,11 +175,14 @@ class ContainerManager:
         found = await self.images.resolve(image)
         if found is None:
             raise NotFound(f"image {image} is not in the store; pull it first")
+        volumes = await imagevolumes.plan(self.images, config)
         container_id = random_id()
         self.names[name] = container_id
         try:
             async with CleanupStack(f"CreateContainer {name}") as undo:
-                container = await self._create(undo, container_id, name, pod, config, image, found, log_path)
+                container = await self._create(
+                    undo, container_id, name, pod, config, image, found, log_path, volumes
+                )
         except BaseException:
             self.names.pop(name, None)
             raise
@@ -196,6 +199,7 @@ class ContainerManager:
         image: str,
         found: Any,
         log_path: str,
+        volumes: Sequence[imagevolumes.PlannedVolume],
     ) -> Container:
         info = await self.images.info(found, with_config=True)
         image_name = info.repo_tags[0] if info.repo_tags else found.id
@@ -210,11 +214,19 @@ class ContainerManager:
                 "mountlabel": "",
             }
         )
-        await self.access.call(self.store.create_container, container_id, [name], found.id, metadata)
+        await self.access.call(
+            self.store.create_container,
+            container_id,
+            [name],
+            found.id,
+            metadata,
+            volume_images=[v.image_id for v in volumes],
+        )
         undo.push("storage container", lambda: self.access.bulk(self.store.delete_container, container_id))
         options = userns.storage_options(pod.userns_path, *_mappings(pod)) if pod.userns_path else []
         rootfs = await self.access.call(self.store.mount, container_id, options)
         undo.push("rootfs mount", lambda: self.access.call(self.store.unmount, container_id, True))
+        mounted = await imagevolumes.mount_all(self.access, container_id, volumes, options, undo)
         userdata = await self.access.call(self.store.container_directory, container_id)
         rundir = await self.access.call(self.store.container_run_directory, container_id)
         pod_status_pid, pod_spec = await self._infra(pod)
@@ -229,6 +241,7 @@ class ContainerManager:
             pod_status_pid,
             pod_spec,
             Path(userdata),
+            imagevolumes.sources(mounted),
         )
         if log_path:
             await asyncio.to_thread(os.makedirs, os.path.dirname(log_path), 0o755, True)
@@ -247,6 +260,7 @@ class ContainerManager:
             created_at=time.time_ns(),
             stop_signal=built.stop_signal,
             user=built.user,
+            image_volumes=[v.to_dict() for v in mounted],
         )
         bundle = self._bundle(container, rundir)
         state = await self.runtime.create(pod.runtime_handler, bundle)

@@ -42,3 +42,6 @@ class Container(JsonState, CriConfigViews):
     pid: int = 0
     stop_signal: str = ""
     user: dict[str, Any] = field(default_factory=dict)  # uid, gid, supplemental_groups as run
+    # image volumes as mounted (crio.core.containers.imagevolumes.MountedVolume.to_dict()); the mounts
+    # themselves are found and removed through the store, which needs none of this
+    image_volumes: list[dict[str, Any]] = field(default_factory=list)

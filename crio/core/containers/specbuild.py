@@ -25,7 +25,7 @@ from crio.core.spec.container import (
     spec_host_mount_requirements,
 )
 from crio.core.spec.imagefiles import read_image_file
-from crio.core.spec.mounts import wants_recursive_read_only
+from crio.core.spec.mounts import image_reference, wants_recursive_read_only
 from crio.core.spec.node import detect_node_features
 from crio.core.spec.resources import linux_resources
 from crio.core.spec.user import group_with_gid, passwd_with_user
@@ -90,8 +90,13 @@ def host_devices() -> list[dict[str, Any]]:
 
 
 def _prepare_bind_sources(config: Mapping[str, Any]) -> None:
-    """Create missing bind-mount sources as directories, as containerd and CRI-O do (hostPath volumes)."""
+    """Create missing bind-mount sources as directories, as containerd and CRI-O do (hostPath volumes).
+
+    Image volumes are left alone: their sources are the image mounts made before.
+    """
     for mount in config.get("mounts", []):
+        if image_reference(mount):
+            continue
         source = str(mount.get("host_path", ""))
         if not source:
             raise InvalidArgument(f"mount of {mount.get('container_path', '?')} has no host_path")
@@ -154,13 +159,15 @@ async def build(
     infra_pid: int,
     pod_spec: Mapping[str, Any] | None = None,
     userdata: Path | None = None,
+    image_volumes: Mapping[str, str] | None = None,
 ) -> BuiltSpec:
     """Build the container's OCI spec (blocking work in a thread) and apply the security plugins.
 
     ``pod_spec`` is the OCI spec of the pod's infra container, handed to the security plugins (a pod's
     containers share its SELinux level). When the process's user or group is missing from the image's
     /etc/passwd or /etc/group, a copy with the entry added is written into ``userdata`` (the container's
-    directory, never the rootfs) and bind-mounted over the image's file.
+    directory, never the rootfs) and bind-mounted over the image's file. ``image_volumes`` maps each image
+    volume's container path to the directory to bind (see :mod:`crio.core.containers.imagevolumes`).
     """
     passwd, group, devices, privileged_devices = await asyncio.to_thread(_gather, container_config, rootfs)
     spec_input = ContainerSpecInput(
@@ -189,6 +196,7 @@ async def build(
         pod_userns_path=pod.userns_path,
         uid_mappings=pod.uid_mappings,
         gid_mappings=pod.gid_mappings,
+        image_volumes=dict(image_volumes or {}),
     )
     await asyncio.to_thread(_check_host_propagation, spec_host_mount_requirements(spec_input))
     spec = container_spec(spec_input)

@@ -9,6 +9,7 @@ from google.protobuf import json_format
 from grpc import aio
 
 from crio.core.api import api_pb2 as pb
+from crio.core.containers import imagevolumes
 from crio.core.containers.manager import ContainerManager
 from crio.core.containers.model import CREATED, EXITED, RUNNING, Container
 from crio.core.errors import InvalidArgument
@@ -34,10 +35,16 @@ def _metadata(container: Container) -> pb.ContainerMetadata:
 
 
 def _mounts(container: Container) -> list[pb.Mount]:
-    return [
-        json_format.ParseDict(m, pb.Mount(), ignore_unknown_fields=True)
-        for m in container.config.get("mounts", [])
-    ]
+    """The container's CRI mounts as requested; an image volume's ``image.image_ref`` is the ID of the image
+    it mounted (what PullImage returned as image_ref for it)."""
+    refs = imagevolumes.image_refs(container.image_volumes)
+    result = []
+    for index, raw in enumerate(container.config.get("mounts", [])):
+        mount = json_format.ParseDict(raw, pb.Mount(), ignore_unknown_fields=True)
+        if index in refs and mount.image.image:
+            mount.image.image_ref = refs[index]
+        result.append(mount)
+    return result
 
 
 def _stop_signal(name: str) -> pb.Signal:

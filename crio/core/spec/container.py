@@ -61,6 +61,8 @@ class ContainerSpecInput:
     pod_userns_path: str = ""  # the pod's pinned user namespace, "" for none
     uid_mappings: Sequence[Mapping[str, int]] = ()  # the pod's, OCI form
     gid_mappings: Sequence[Mapping[str, int]] = ()
+    # image volumes: canonical container path → the directory to bind (the mounted image or its sub path)
+    image_volumes: Mapping[str, str] = field(default_factory=dict)
 
 
 def cgroups_path(cgroup_parent: str, container_id: str) -> str:
@@ -113,8 +115,9 @@ def container_spec(inp: ContainerSpecInput) -> dict[str, Any]:
     """The OCI runtime spec (as a dict) of the container.
 
     Raises :class:`crio.core.errors.InvalidArgument` for a request that can never work (bad user, mount,
-    device, environment or resources), :class:`crio.core.errors.Unimplemented` for image volumes and
-    id-mapped mounts, :class:`crio.core.errors.FailedPrecondition` when a namespace to join has no process.
+    device, environment or resources; a writable image volume), :class:`crio.core.errors.Unimplemented` for
+    id-mapped mounts, :class:`crio.core.errors.Internal` for an image volume missing from ``image_volumes``,
+    :class:`crio.core.errors.FailedPrecondition` when a namespace to join has no process.
     AppArmor, seccomp and SELinux are left to the security plugins.
     """
     config = inp.config
@@ -162,7 +165,7 @@ def container_spec(inp: ContainerSpecInput) -> dict[str, Any]:
             "oomScoreAdj": oom_score_adj(config, inp.daemon_oom_score_adj),
         },
         "root": {"path": inp.rootfs, "readonly": readonly_rootfs},
-        "mounts": merge_mounts(system, cri_mounts(config, inp.rro_supported)),
+        "mounts": merge_mounts(system, cri_mounts(config, inp.rro_supported, inp.image_volumes)),
         "annotations": _annotations(inp),
         "linux": linux,
     }

@@ -1,12 +1,15 @@
 """The container's mounts: the system ones (proc, dev, sys, cgroup, /dev/shm, the pod's files) and the CRI
-bind mounts, with their propagation, and the host-side propagation each bind mount needs."""
+bind mounts, with their propagation, and the host-side propagation each bind mount needs.
+
+A CRI mount with ``image.image`` set is an image volume: the caller has mounted the image read-only and
+hands the directory to bind (the image's root or its ``image_sub_path``) in, by container path."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from crio.core.errors import InvalidArgument, Unimplemented
+from crio.core.errors import Internal, InvalidArgument, Unimplemented
 from crio.core.spec.cri import clean_absolute
 from crio.core.spec.defaults import cgroup_mount, default_mounts
 
@@ -21,6 +24,8 @@ POD_FILES = {"resolv.conf": "/etc/resolv.conf", "hostname": "/etc/hostname", "ho
 HOST_SHM = "/dev/shm"
 # Replacing one of these with a CRI mount also drops the system mounts below it.
 _SUBTREE_OWNERS = ("/dev", "/sys")
+# Image volumes are never noexec: the KEP lets containers run programs from them.
+IMAGE_VOLUME_OPTIONS = ("nosuid", "nodev")
 
 
 def container_path(mount: Mapping[str, Any]) -> str:
@@ -44,22 +49,50 @@ def propagation(mount: Mapping[str, Any]) -> str:
     return str(value)
 
 
-def cri_mount(mount: Mapping[str, Any], rro_supported: bool = True) -> dict[str, Any]:
+def image_reference(mount: Mapping[str, Any]) -> str:
+    """The image a CRI mount mounts (``image.image``); "" for a host path mount."""
+    image = mount.get("image")
+    return str(image.get("image") or "") if isinstance(image, Mapping) else ""
+
+
+def check_image_mount(mount: Mapping[str, Any]) -> str:
+    """Validate an image volume's CRI mount; return its canonical container path.
+
+    The host path must be empty (the fields are exclusive) and ``readonly`` true (image volumes are
+    read-only by definition); id-mapped image volumes are not supported.
+    """
+    destination = container_path(mount)
+    if mount.get("host_path"):
+        raise InvalidArgument(f"mount {destination}: host_path and image are mutually exclusive")
+    if not mount.get("readonly"):
+        raise InvalidArgument(f"mount {destination}: an image volume must be read-only (readonly=true)")
+    if mount.get("uidMappings") or mount.get("gidMappings"):
+        raise Unimplemented(f"id-mapped mounts are not supported (mount {destination})")
+    return destination
+
+
+def cri_mount(mount: Mapping[str, Any], rro_supported: bool = True, image_source: str = "") -> dict[str, Any]:
     """The OCI bind mount of one CRI mount.
 
     ``recursive_read_only`` needs ``readonly``, private propagation and a runtime handler that supports it
-    (``rro_supported``); it becomes the ``rro`` option. ``selinux_relabel`` is ignored here; image volumes
-    and id-mapped mounts are not supported.
+    (``rro_supported``); it becomes the ``rro`` option. ``selinux_relabel`` is ignored here; id-mapped
+    mounts are not supported. An image volume binds ``image_source`` (the mounted image, or the directory of
+    its sub path) read-only, ``nosuid`` and ``nodev``.
     """
     destination = container_path(mount)
-    image = mount.get("image")
-    if isinstance(image, Mapping) and image.get("image"):
-        raise Unimplemented(f"image volumes are not supported (mount {destination})")
-    if mount.get("uidMappings") or mount.get("gidMappings"):
-        raise Unimplemented(f"id-mapped mounts are not supported (mount {destination})")
-    source = str(mount.get("host_path") or "")
-    if not source.startswith("/"):
-        raise InvalidArgument(f"mount {destination}: host_path {source!r} is not an absolute path")
+    extra: tuple[str, ...] = ()
+    if image_reference(mount):
+        check_image_mount(mount)
+        if not image_source:
+            raise Internal(f"image volume {destination} was not mounted before building the spec")
+        source = image_source
+        extra = IMAGE_VOLUME_OPTIONS
+    else:
+        if mount.get("uidMappings") or mount.get("gidMappings"):
+            raise Unimplemented(f"id-mapped mounts are not supported (mount {destination})")
+        source = str(mount.get("host_path") or "")
+        if not source.startswith("/"):
+            raise InvalidArgument(f"mount {destination}: host_path {source!r} is not an absolute path")
     mode = propagation(mount)
     readonly = bool(mount.get("readonly"))
     if mount.get("recursive_read_only"):
@@ -80,16 +113,23 @@ def cri_mount(mount: Mapping[str, Any], rro_supported: bool = True) -> dict[str,
         "destination": destination,
         "type": "bind",
         "source": source,
-        "options": ["rbind", PROPAGATION_OPTIONS[mode], access],
+        "options": ["rbind", PROPAGATION_OPTIONS[mode], access, *extra],
     }
 
 
-def cri_mounts(config: Mapping[str, Any], rro_supported: bool = True) -> list[dict[str, Any]]:
-    """The OCI mounts of a ContainerConfig's ``mounts``; two mounts on one destination are refused."""
+def cri_mounts(
+    config: Mapping[str, Any], rro_supported: bool = True, image_sources: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The OCI mounts of a ContainerConfig's ``mounts``; two mounts on one destination are refused.
+
+    ``image_sources`` maps an image volume's canonical container path to the directory to bind.
+    """
     result: list[dict[str, Any]] = []
     seen: set[str] = set()
+    sources = image_sources or {}
     for mount in config.get("mounts") or ():
-        oci = cri_mount(mount, rro_supported)
+        source = sources.get(container_path(mount), "") if image_reference(mount) else ""
+        oci = cri_mount(mount, rro_supported, source)
         if oci["destination"] in seen:
             raise InvalidArgument(f"two mounts share the container path {oci['destination']}")
         seen.add(oci["destination"])
@@ -186,6 +226,8 @@ def host_mount_requirements(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     shared mount ("shared") or a shared or slave one ("slave"); the caller checks or fixes the host."""
     result = []
     for mount in config.get("mounts") or ():
+        if image_reference(mount):
+            continue  # crio's own read-only image mount: nothing is mounted below it to propagate
         need = HOST_PROPAGATION.get(propagation(mount))
         if need:
             result.append((str(mount.get("host_path") or ""), need))

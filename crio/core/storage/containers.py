@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from crio.core.errors import AlreadyExists, InvalidArgument, NotFound
+from crio.core.storage import imagemounts
 from crio.core.storage.atomic import atomic_write
 from crio.core.storage.lockfile import LockFile
 from crio.core.storage.recordfile import RecordFile
@@ -45,6 +46,10 @@ class ContainerStore:
     def run_directory(self, container_id: str) -> Path:
         """The ContainerRunDirectory: ``<runroot>/<driver>-containers/<id>/userdata``."""
         return self.run_dir / container_id / "userdata"
+
+    def image_mount_dir(self, container_id: str) -> Path:
+        """Where the container's image mounts live: ``<runroot>/<driver>-containers/<id>/image-volumes``."""
+        return self.run_dir / container_id / imagemounts.DIRECTORY
 
     def require(self, key: str) -> Container:
         """By ID, name or unique ID prefix, or raise NotFound."""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from crio.core.errors import Unavailable
+from crio.core.errors import Unavailable, Unimplemented
 from crio.core.types import StorageContext
 
 
@@ -40,6 +40,17 @@ class DriverHooks:
         return Path(
             self._call("crio_storage_mount", layer_id=layer_id, mount_label=mount_label, options=options)
         )
+
+    def mount_readonly(self, layer_id: str, target: Path, mount_label: str, options: Sequence[str]) -> None:
+        """Mount the layer (with its parents) read-only on ``target``, apart from its counted mount.
+
+        A driver plugin without the hook makes this Unimplemented (image volumes need it).
+        """
+        done = self.hook.crio_storage_mount_readonly(
+            ctx=self.ctx, layer_id=layer_id, target=target, mount_label=mount_label, options=options
+        )
+        if done is None:
+            raise Unimplemented(f"storage driver {self.ctx.driver!r} cannot mount layers read-only elsewhere")
 
     def unmount(self, layer_id: str) -> None:
         """Unmount the layer."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from crio.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from crio.core.storage import imagemounts
 from crio.core.storage.containers import ContainerStore
 from crio.core.storage.driver import DriverHooks
 from crio.core.storage.images import ImageStore
@@ -301,6 +302,11 @@ class Store:
             users = [c.id for c in ctrs.file.records if c.image == image.id]
             if users:
                 raise FailedPrecondition(f"image {image.id} is used by container(s) {', '.join(users)}")
+            mounters = [c.id for c in ctrs.file.records if image.id in imagemounts.volume_images(c.flags)]
+            if mounters:
+                raise FailedPrecondition(
+                    f"image {image.id} is mounted as an image volume by container(s) {', '.join(mounters)}"
+                )
             remaining = [i for i in images.file.records if i.id != image.id]
             tops = {layer for i in remaining for layer in (i.layer, *i.mapped_layers)}
             children = {k: set(v) for k, v in layers.children().items()}
@@ -329,16 +335,20 @@ class Store:
         metadata: str,
         mount_label: str = "",
         flags: Mapping[str, Any] | None = None,
+        volume_images: Sequence[str] = (),
     ) -> Container:
         """Create a container: a read-write layer on the image's top layer, a record and its directories.
 
         Names must be unused (AlreadyExists names the holder). ``flags`` get ``MountLabel`` added.
+        ``volume_images``: the IDs of the images the container's image volumes will mount (see
+        :meth:`mount_image`); they must exist, and cannot be deleted while the container exists.
         """
         container_id = id or random_id()
         if not is_id(container_id):
             raise InvalidArgument(f"invalid container ID {container_id!r}: want 64 lowercase hex digits")
         with self._images_read() as images:
             image = images.require(image_id)
+            volumes = [images.require(v).id for v in volume_images]
         with self._containers_read() as ctrs:
             ctrs.check_free(container_id, names)
         rw_layer = random_id()
@@ -348,11 +358,16 @@ class Store:
                 current = images.lookup(image.id)
                 if current is None or current.layer != image.layer:
                     raise NotFound(f"image {image_id} was removed while creating container {container_id}")
+                gone = [v for v in volumes if images.file.get(v) is None]
+                if gone:
+                    raise NotFound(f"image {gone[0]} was removed while creating container {container_id}")
                 with self._containers_write() as ctrs:
                     ctrs.check_free(container_id, names)
                     layers.add_rw_layer(rw_layer, image.layer or None, mount_label)
                     try:
-                        all_flags = {"MountLabel": mount_label, **(flags or {})}
+                        all_flags = imagemounts.with_volume_images(
+                            {"MountLabel": mount_label, **(flags or {})}, volumes
+                        )
                         return ctrs.create(container_id, names, image.id, rw_layer, metadata, all_flags)
                     except BaseException:
                         layers.file.remove([rw_layer])
@@ -415,10 +430,53 @@ class Store:
         with self._layers_read() as layers:
             return len(layers.mount_table())
 
+    # ------------------------------------------------------------------------------------- image mounts
+
+    def mount_image(
+        self,
+        container_id: str,
+        image_id: str,
+        name: str,
+        mount_label: str = "",
+        options: Sequence[str] = (),
+    ) -> Path:
+        """Mount an image read-only for one image volume of a container; return the mount point.
+
+        Every call makes a mount of its own, ``<runroot>/<driver>-containers/<id>/image-volumes/<name>``,
+        which belongs to the container (see :mod:`crio.core.storage.imagemounts`): :meth:`unmount_image` or
+        :meth:`delete_container` takes it away. The image must be one of the container's ``volume_images``
+        (:meth:`create_container`). An image without layers gets an empty directory. ``options``: mount
+        flags (``nodev``, ``nosuid``) and the id-map options of :meth:`mount`.
+        """
+        with self.storage_lock.write(), self._layers_read(), self._images_read() as images:
+            image = images.require(image_id)
+            with self._containers_read() as ctrs:
+                container = ctrs.require(container_id)
+            if image.id not in imagemounts.volume_images(container.flags):
+                raise FailedPrecondition(
+                    f"container {container.id} was not created with image {image.id} as an image volume"
+                )
+            self._refresh_driver()
+            target = imagemounts.make_target(self.container_store.image_mount_dir(container.id), name)
+            try:
+                if image.layer:
+                    self.hooks.mount_readonly(image.layer, target, mount_label, options)
+            except BaseException:
+                imagemounts.release(target)
+                raise
+            return target
+
+    def unmount_image(self, container_id: str, name: str) -> None:
+        """Unmount one image mount of a container and remove its mount point (absent is fine)."""
+        container = self._require_container(container_id)
+        imagemounts.release(imagemounts.mount_point(self.container_store.image_mount_dir(container.id), name))
+
     def delete_container(self, id: str) -> None:
-        """Unmount and delete the container's read-write layer, its record and both its directories."""
+        """Unmount the container's image mounts, unmount and delete its read-write layer, its record and both
+        its directories."""
         with self.storage_lock.write(), self._layers_write() as layers, self._containers_write() as ctrs:
             container = ctrs.require(id)
+            imagemounts.release_all(self.container_store.image_mount_dir(container.id))
             if container.layer in layers.mount_table():
                 layers.unmount_all([container.layer])
             ctrs.file.remove([container.id])

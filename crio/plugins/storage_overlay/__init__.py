@@ -82,6 +82,18 @@ def crio_storage_mount(
 
 
 @hookimpl
+def crio_storage_mount_readonly(
+    ctx: StorageContext, layer_id: str, target: Path, mount_label: str, options: Sequence[str]
+) -> bool | None:
+    """Mount a read-only overlay of the layer and its parents (lower directories only) on ``target``."""
+    driver = _ours(ctx)
+    if driver is None:
+        return None
+    driver.mount_readonly(layer_id, target, mount_label, options)
+    return True
+
+
+@hookimpl
 def crio_storage_unmount(ctx: StorageContext, layer_id: str) -> bool | None:
     """Unmount ``<id>/merged``."""
     driver = _ours(ctx)

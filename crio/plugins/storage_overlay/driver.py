@@ -88,6 +88,7 @@ class _MountAttr(ctypes.Structure):
         ("userns_fd", ctypes.c_uint64),
     ]
 
+
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
@@ -269,6 +270,18 @@ class OverlayDriver:
         merged.mkdir(mode=0o700, exist_ok=True)
         if os.path.ismount(merged):
             return merged
+        self._mount_on(layer_id, merged, mount_label, options)
+        return merged
+
+    def mount_readonly(self, layer_id: str, target: Path, mount_label: str, options: Sequence[str]) -> None:
+        """Mount the layer and its parents read-only on ``target`` (an overlay of lower directories only,
+        the layer's ``empty/`` as the second one for a base layer), apart from its mount on ``merged/``."""
+        if not (self.dir(layer_id) / "diff").is_dir():
+            raise NotFound(f"overlay: layer {layer_id} does not exist")
+        self._mount_on(layer_id, target, mount_label, [*(o for o in options if o != "rw"), "ro"])
+
+    def _mount_on(self, layer_id: str, target: Path, mount_label: str, options: Sequence[str]) -> None:
+        layer = self.dir(layer_id)
         idmap, options = split_idmap_options(options)
         readonly = "ro" in options
         extra = [*self.mountopts, *(o for o in options if o not in ("ro", "rw"))]
@@ -280,16 +293,15 @@ class OverlayDriver:
                 raise Internal(f"overlay: lower layer {entry} of layer {layer_id} is missing")
         flags, tail = split_mount_options(",".join(extra + (["ro"] if readonly else [])))
         if idmap is not None:
-            self._mount_idmapped(layer_id, lowers, flags, tail, readonly, idmap)
-            return merged
+            self._mount_idmapped(layer_id, target, lowers, flags, tail, readonly, idmap)
+            return
         data = self._data(
             [str(self.home / e) for e in lowers] or [str(layer / "empty")], layer, readonly, tail
         )
         if len(data) < PAGE_SIZE:
-            _mount(str(merged).encode(), flags, data)
+            _mount(str(target).encode(), flags, data)
         else:
-            _on_private_cwd_thread(lambda: self._mount_long(layer_id, lowers, flags, tail, readonly))
-        return merged
+            _on_private_cwd_thread(lambda: self._mount_long(layer_id, target, lowers, flags, tail, readonly))
 
     def _data(self, lowers: list[str], layer: Path | str, readonly: bool, tail: str) -> str:
         if readonly:
@@ -298,13 +310,15 @@ class OverlayDriver:
             data = f"lowerdir={':'.join(lowers)},upperdir={layer}/diff,workdir={layer}/work"
         return f"{data},{tail}" if tail else data
 
-    def _mount_long(self, layer_id: str, lowers: list[str], flags: int, tail: str, readonly: bool) -> None:
+    def _mount_long(
+        self, layer_id: str, target: Path, lowers: list[str], flags: int, tail: str, readonly: bool
+    ) -> None:
         """Runs on a thread with its own working directory (see the module docstring)."""
-        merged = str(self.dir(layer_id) / "merged").encode()
+        mountpoint = str(target).encode()
         os.chdir(self.home)
         data = self._data(lowers or [f"{layer_id}/empty"], layer_id, readonly, tail)
         if len(data) < PAGE_SIZE:
-            _mount(merged, flags, data)
+            _mount(mountpoint, flags, data)
             return
         fds: list[int] = []
         try:
@@ -322,13 +336,20 @@ class OverlayDriver:
             )
             if len(data) >= PAGE_SIZE:
                 raise InvalidArgument(f"overlay: mount options of layer {layer_id} exceed a page")
-            _mount(merged, flags, data)
+            _mount(mountpoint, flags, data)
         finally:
             for fd in fds:
                 os.close(fd)
 
     def _mount_idmapped(
-        self, layer_id: str, lowers: list[str], flags: int, tail: str, readonly: bool, idmap: IdMap
+        self,
+        layer_id: str,
+        target: Path,
+        lowers: list[str],
+        flags: int,
+        tail: str,
+        readonly: bool,
+        idmap: IdMap,
     ) -> None:
         """Mount the overlay over id-mapped views of every lower layer (detached clones, passed as
         ``/proc/self/fd/N``), so a pod in its own user namespace sees its image's files owned by its own IDs.
@@ -337,17 +358,18 @@ class OverlayDriver:
         layer = self.dir(layer_id)
         # The runtime bind-mounts the root filesystem from inside the pod's user namespace, whose root is
         # "others" to the store's directories: let it traverse them (o+x, never read).
-        for directory in (self.home.parent, self.home, layer, layer / "merged"):
+        for directory in (self.home.parent, self.home, layer, target):
             mode = directory.stat().st_mode
             if not mode & stat.S_IXOTH:
                 directory.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
-        stack = ([layer / "diff"] if readonly else []) + [self.home / e for e in lowers]
-        targets = stack or [layer / "empty"]
+        # A read-only overlay needs two lower directories: a base layer adds its empty/.
+        lower_dirs = [self.home / e for e in lowers] or [layer / "empty"]
+        targets = ([layer / "diff"] if readonly else []) + lower_dirs
         userns_fd = os.open(idmap.userns_path, os.O_RDONLY | os.O_CLOEXEC)
         fds: list[int] = []
         try:
-            for target in targets:
-                fds.append(idmapped_tree(str(target), userns_fd))
+            for tree in targets:
+                fds.append(idmapped_tree(str(tree), userns_fd))
             lowerdir = ":".join(f"/proc/self/fd/{fd}" for fd in fds)
             if readonly:
                 data = f"lowerdir={lowerdir}"
@@ -357,7 +379,7 @@ class OverlayDriver:
             data = f"{data},{tail}" if tail else data
             if len(data) >= PAGE_SIZE:
                 raise InvalidArgument(f"overlay: mount options of layer {layer_id} exceed a page")
-            _mount(str(layer / "merged").encode(), flags, data)
+            _mount(str(target).encode(), flags, data)
         except OSError as exc:
             raise Internal(f"overlay: id-mapped mount of layer {layer_id}: {exc}") from None
         finally:

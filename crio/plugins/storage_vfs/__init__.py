@@ -68,6 +68,20 @@ def crio_storage_mount(
 
 
 @hookimpl
+def crio_storage_mount_readonly(
+    ctx: StorageContext, layer_id: str, target: Path, mount_label: str, options: Sequence[str]
+) -> bool | None:
+    """Bind the layer directory read-only on ``target``; id-mapped views are not offered."""
+    driver = _ours(ctx)
+    if driver is None:
+        return None
+    if any(o.startswith("idmap_") for o in options):
+        raise Unimplemented("vfs: id-mapped image mounts (pod user namespaces) need the overlay driver")
+    driver.mount_readonly(layer_id, target, options)
+    return True
+
+
+@hookimpl
 def crio_storage_unmount(ctx: StorageContext, layer_id: str) -> bool | None:
     """Nothing to unmount."""
     return True if ctx.driver == DRIVER else None

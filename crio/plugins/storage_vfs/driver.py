@@ -1,7 +1,8 @@
 """containers/storage's vfs driver: every layer is a full directory ``<graphroot>/vfs/dir/<id>/``.
 
 A new layer starts as a copy of its parent's directory; its diff is then applied on top with whiteouts
-executed (diff format ``"apply"``). There is no mount: the directory is the root filesystem.
+executed (diff format ``"apply"``). There is no mount: the directory is the root filesystem. An image
+volume gets a read-only bind of the image's top layer directory (:meth:`VfsDriver.mount_readonly`).
 
 The copy is done in Python rather than with ``cp -a``: the daemon reaps every child process centrally, so a
 ``subprocess`` started from a worker thread would lose its exit status. It keeps owners, modes (set after the
@@ -17,8 +18,10 @@ import fcntl
 import os
 import shutil
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
+from crio.core import mountutil
 from crio.core.errors import AlreadyExists, InvalidArgument, NotFound
 from crio.core.storage.fsutil import directory_usage
 from crio.core.types import StorageContext
@@ -89,6 +92,21 @@ class VfsDriver:
         if not target.is_dir():
             raise NotFound(f"vfs: layer {layer_id} does not exist")
         return target
+
+    def mount_readonly(self, layer_id: str, target: Path, options: Sequence[str] = ()) -> None:
+        """Bind the layer's directory on ``target`` and make that bind read-only (plus ``nodev`` and
+        ``nosuid`` when asked); the layer's directory itself stays as it is."""
+        source = self.mount(layer_id)
+        flags = mountutil.MS_BIND | mountutil.MS_REMOUNT | mountutil.MS_RDONLY
+        for option, bit in (("nodev", mountutil.MS_NODEV), ("nosuid", mountutil.MS_NOSUID)):
+            if option in options:
+                flags |= bit
+        mountutil.mount(str(source), str(target), "", mountutil.MS_BIND)
+        try:
+            mountutil.mount("", str(target), "", flags)
+        except BaseException:
+            mountutil.unmount(str(target), detach=True)
+            raise
 
     def size(self, layer_id: str) -> tuple[int, int]:
         """``(bytes, inodes)`` of the layer's directory."""
