@@ -19,6 +19,10 @@ DEBIAN_PACKAGES=(
     containernetworking-plugins
     iptables
     catatonit
+    # /etc/containers/policy.json (accept anything) and registries.conf.d: the node's image trust defaults.
+    golang-github-containers-common
+    # gpgv verifies simple-signing signatures for signedBy policies.
+    gpgv
 )
 # Only with --test: the local registry and fixture tools, and podman/skopeo for the interoperability tests.
 TEST_DEBIAN_PACKAGES=(
@@ -31,6 +35,8 @@ TEST_DEBIAN_PACKAGES=(
     iproute2
     util-linux
     busybox
+    # The trust tests make GPG keys and simple-signing signatures.
+    gnupg
 )
 readonly MIN_PYTHON=3.11
 readonly EXTRAS=seccomp,apparmor,selinux

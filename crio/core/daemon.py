@@ -8,9 +8,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from grpc import aio
 
@@ -19,6 +20,8 @@ from crio.core import logs, proc
 from crio.core.config import Config, ConfigError, effective_notices
 from crio.core.containers.manager import ContainerManager
 from crio.core.errors import InvalidArgument
+from crio.core.images import imageconfig
+from crio.core.images.imagetrust import ImageTrust
 from crio.core.images.pause import ensure_pause_image
 from crio.core.images.service import ImageService
 from crio.core.plugins import PluginManager
@@ -116,9 +119,14 @@ class Daemon:
         listen = self.config.listen
         try:
             check_config(self.config)
+            image_warnings = await asyncio.to_thread(
+                imageconfig.validate, self.config, ImageTrust(self.config)
+            )
         except InvalidArgument as exc:
             log.error("invalid configuration: %s", exc)
             return 1
+        for warning in image_warnings:
+            log.warning("%s", warning)
         crisocket.prepare(listen)
         proc.become_subreaper()
         proc.REAPER.install(loop)
@@ -182,18 +190,22 @@ class Daemon:
             self.config.values[table][name] = value
             self.config.sources[dotted] = new.source(dotted)
             log.info("reloaded %s = %r", dotted, value)
+        if self.images is not None:  # files re-read off the event loop; problems are logged there
+            self._spawn(asyncio.to_thread(imageconfig.reload, self.config, self.images.trust))
         if "crio.runtime.log_level" in changed:
             logs.set_level(self.config.log_level)
         if "crio.image.pause_image" in changed and self.images is not None:
-            task = asyncio.get_running_loop().create_task(
-                ensure_pause_image(self.images, str(self.config.get("crio.image.pause_image")))
-            )
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(ensure_pause_image(self.images, str(self.config.get("crio.image.pause_image"))))
         for dotted in restart:
             log.warning("%s changed but takes effect only after a restart", dotted)
         if changed:
             self.plugins.hook.crio_configure(config=self.config)
+
+    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run ``work`` in the background, keeping a reference until it is done."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def shutdown(self) -> None:
         """Stop serving (in-flight calls get the grace period), release plugins, write the clean marker."""

@@ -204,13 +204,18 @@ class PullOptions:
 
     ``auth``: credentials from the request (they win); ``auth_file``: an auth.json to consult otherwise;
     ``registries_conf``: the containers-registries.conf path for prefix → location remaps and ``insecure``;
-    ``timeout``: seconds left of the client's deadline (None: no deadline).
+    ``timeout``: seconds left of the client's deadline (None: no deadline); ``registries_conf_dir``: its
+    drop-in directory (re-read when changed if ``registries_auto_reload``); ``registries_d``: the
+    containers-registries.d directory (where signatures live).
     """
 
     auth: RegistryAuth | None = None
     auth_file: str = ""
     registries_conf: str = ""
     timeout: float | None = None
+    registries_conf_dir: str = ""
+    registries_d: str = ""
+    registries_auto_reload: bool = True
 
 
 class ImageSource(Protocol):
@@ -233,6 +238,10 @@ class ImageSource(Protocol):
     def get_blob(self, digest: str, size: int) -> AsyncIterator[bytes]:
         """Stream a blob's raw bytes (``size`` -1 when unknown)."""
         ...
+
+    # Optional: ``async def get_signatures(self, manifest_digest: str, sigstore: bool)``
+    # ``-> Sequence[Signature]`` returns the signatures of a manifest (crio.core.images.trust.signature).
+    # A source without it has none; the signature policy then decides whether unsigned is acceptable.
 
     async def close(self) -> None:
         """Release connections and temporary files."""

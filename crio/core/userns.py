@@ -272,9 +272,7 @@ async def storage_reason(driver: str, graphroot: str) -> str | None:
     return _PROBED[graphroot]
 
 
-async def pod_support(
-    plugins: Any, handler: RuntimeHandler, driver: str, graphroot: str
-) -> str | None:
+async def pod_support(plugins: Any, handler: RuntimeHandler, driver: str, graphroot: str) -> str | None:
     """Why a pod of ``handler`` cannot have its own user namespace (None: it can)."""
     features = _HANDLER_FEATURES.get(handler)
     if features is None:

@@ -54,6 +54,15 @@ class CrioProcess:
         self.cni_dir.mkdir(parents=True, exist_ok=True)
         self.registries_conf = base / "registries.conf"
         self.registries_conf.write_text((REPO / "tests" / "testdata" / "registries.conf").read_text())
+        # Image trust: a private policy, drop-in directory and registries.d, never the host's /etc/containers.
+        self.registries_conf_dir = base / "registries.conf.d"
+        self.registries_conf_dir.mkdir(exist_ok=True)
+        self.registries_d = base / "registries.d"
+        self.registries_d.mkdir(exist_ok=True)
+        self.policy = base / "policy.json"
+        if not self.policy.exists():
+            self.policy.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
+        self.policy_dir = base / "policies"
         self.config_file = base / "crio.conf"
         self.config_dir = base / "crio.conf.d"
         self.config_dir.mkdir(exist_ok=True)
@@ -67,6 +76,8 @@ class CrioProcess:
             f'namespaces_dir = "{base}/ns"\n'
             f'[crio.network]\nnetwork_dir = "{self.cni_dir}"\nplugin_dirs = ["{CNI_PLUGIN_DIR}"]\n'
             f'[crio.image]\nregistries_conf = "{self.registries_conf}"\n'
+            f'registries_conf_dir = "{self.registries_conf_dir}"\nregistries_d = "{self.registries_d}"\n'
+            f'signature_policy = "{self.policy}"\nsignature_policy_dir = "{self.policy_dir}"\n'
         )
         self.log_path = base / "crio.log"
         self.extra_args = extra_args or []

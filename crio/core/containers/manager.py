@@ -175,6 +175,8 @@ class ContainerManager:
         found = await self.images.resolve(image)
         if found is None:
             raise NotFound(f"image {image} is not in the store; pull it first")
+        # The signature policy may have changed since the pull: judge the stored image again.
+        await self.images.verify_for_container(found, image, str(pod.metadata.get("namespace", "")))
         volumes = await imagevolumes.plan(self.images, config)
         container_id = random_id()
         self.names[name] = container_id

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import shutil
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,13 @@ from crio.core.images.manifest import (
     select_platform,
 )
 from crio.core.images.reference import parse_docker_reference, split_path_reference
+from crio.core.images.trust.signature import (
+    TOPLEVEL_SIGNATURES_KEY,
+    Signature,
+    encode_signatures,
+    signatures_big_data_key,
+    update_signature_metadata,
+)
 from crio.core.plugins import PluginManager
 from crio.core.storage.layerid import layer_id as compute_layer_id
 from crio.core.storeaccess import StoreAccess
@@ -41,8 +49,18 @@ log = logging.getLogger(__name__)
 PARALLEL_DOWNLOADS = 3
 
 
+# Checks the image a source serves (given its top-level manifest) against the signature policy before any
+# layer is fetched; returns the signatures to keep with the image, raises PermissionDenied to refuse it.
+Verifier = Callable[[ImageSource, bytes], Awaitable[Sequence[Signature]]]
+
+
 async def pull(
-    access: StoreAccess, plugins: PluginManager, ref: ImageReference, options: PullOptions, tmp_root: Path
+    access: StoreAccess,
+    plugins: PluginManager,
+    ref: ImageReference,
+    options: PullOptions,
+    tmp_root: Path,
+    verify: Verifier | None = None,
 ) -> str:
     """Pull ``ref`` into the store and return the image ID; record the reference's name on the image."""
     pending = plugins.hook.crio_image_open(reference=ref, options=options)
@@ -50,16 +68,24 @@ async def pull(
         raise InvalidArgument(f"no loaded plugin serves the image transport {ref.transport!r}")
     source: ImageSource = await pending
     try:
-        return await pull_from_source(access, source, ref, tmp_root)
+        return await pull_from_source(access, source, ref, tmp_root, verify)
     finally:
         await source.close()
 
 
 async def pull_from_source(
-    access: StoreAccess, source: ImageSource, ref: ImageReference, tmp_root: Path
+    access: StoreAccess,
+    source: ImageSource,
+    ref: ImageReference,
+    tmp_root: Path,
+    verify: Verifier | None = None,
 ) -> str:
-    """Store the image ``source`` serves, named after ``ref`` (docker references only); return its ID."""
-    return await _Pull(access, source, ref, tmp_root).run()
+    """Store the image ``source`` serves, named after ``ref`` (docker references only); return its ID.
+
+    ``verify`` (the signature policy) sees the top-level manifest first; what it returns is stored as the
+    image's signatures (containers/image's big-data layout, so podman on the node sees them too).
+    """
+    return await _Pull(access, source, ref, tmp_root, verify).run()
 
 
 def _reference_digest(name: str) -> str:
@@ -69,7 +95,15 @@ def _reference_digest(name: str) -> str:
 class _Pull:
     """The state of one pull, so a failure can undo exactly what it did."""
 
-    def __init__(self, access: StoreAccess, source: ImageSource, ref: ImageReference, tmp_root: Path) -> None:
+    def __init__(
+        self,
+        access: StoreAccess,
+        source: ImageSource,
+        ref: ImageReference,
+        tmp_root: Path,
+        verify: Verifier | None = None,
+    ) -> None:
+        self.verify = verify
         self.access = access
         self.store = access.store
         self.source = source
@@ -84,7 +118,15 @@ class _Pull:
         wanted = _reference_digest(self.ref.name)
         if wanted and wanted != top_digest:
             raise InvalidArgument(f"{self.ref.name}: the registry served manifest {top_digest}, not {wanted}")
+        signatures = await self.verify(self.source, top_raw) if self.verify is not None else ()
         big_data: list[tuple[str, bytes]] = []
+        # As containers/image stores them: the top-level manifest's signatures under "signatures" and
+        # "signature-<hex>", their sizes in the image's metadata (how podman splits the blob).
+        signature_keys = (TOPLEVEL_SIGNATURES_KEY, signatures_big_data_key(top_digest))
+        signature_blob = encode_signatures(signatures)
+        metadata = update_signature_metadata({}, top_digest, signatures, toplevel=True) if signatures else {}
+        if signatures:
+            big_data += [(key, signature_blob) for key in signature_keys]
         parsed = parse_manifest(top_raw, top_type)
         raw = top_raw
         if isinstance(parsed, ManifestList):
@@ -103,6 +145,9 @@ class _Pull:
         names = self._names()
         existing = await self.access.call(self.store.image, image_id)
         if existing is not None:
+            if signatures:  # kept for the create-time check (sizes are recovered from the blob)
+                for key in signature_keys:
+                    await self.access.call(self.store.set_image_big_data, image_id, key, signature_blob)
             if names:
                 await self.access.call(self.store.add_names, image_id, names)
             return image_id
@@ -118,7 +163,7 @@ class _Pull:
                 config.created,
                 big_data,
                 digest=top_digest,
-                metadata="{}",
+                metadata=json.dumps(metadata, separators=(",", ":")),
             )
         except BaseException:
             await self._undo()

@@ -14,13 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from crio.core.config import Config
-from crio.core.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
+from crio.core.errors import (
+    CrioError,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+)
 from crio.core.images import names as namesmod
 from crio.core.images import pull as pullmod
-from crio.core.images.reference import parse_transport_reference
+from crio.core.images import registries, shortnames
+from crio.core.images.imagetrust import ImageTrust
+from crio.core.images.reference import DOCKER, parse_transport_reference
+from crio.core.images.registries import RegistriesConf
+from crio.core.images.trust.signature import Signature
 from crio.core.plugins import PluginManager
 from crio.core.storeaccess import StoreAccess
-from crio.core.types import ImageReference, PullOptions, RegistryAuth
+from crio.core.types import ImageReference, ImageSource, PullOptions, RegistryAuth
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +87,8 @@ class ImageService:
         self.config = config
         self.access = access
         self.plugins = plugins
-        self._pulls: dict[tuple[str, str, str], _InFlight] = {}
+        self.trust = ImageTrust(config)
+        self._pulls: dict[tuple[str, str, str, str], _InFlight] = {}
         self._configs: dict[str, dict[str, Any]] = {}
         # ListImages answers from here: an image's info only changes with its names, digest or big data.
         self._infos: dict[tuple[Any, ...], ImageInfo] = {}
@@ -94,7 +107,15 @@ class ImageService:
         store = self.access.store
         candidates: list[str] = []
         try:
-            candidates.append(parse_transport_reference(text).name)
+            ref = parse_transport_reference(text)
+            if (
+                ref.transport == DOCKER
+                and not text.startswith("docker://")
+                and shortnames.is_short_name(text)
+            ):
+                candidates.extend(shortnames.local_candidates(text, self.registries_conf()))
+            else:
+                candidates.append(ref.name)
         except InvalidArgument:
             if not namesmod.looks_like_id(text):
                 raise
@@ -104,8 +125,10 @@ class ImageService:
             found = store.image(candidate)
             if found is not None:
                 return found
-        repo, _, digest = namesmod.split_name(candidates[0]) if candidates else ("", "", "")
-        if digest:
+        for candidate in candidates:
+            repo, _, digest = namesmod.split_name(candidate)
+            if not digest:
+                continue
             for img in store.images():
                 if digest in _image_digests(img) and any(
                     namesmod.split_name(n)[0] == repo for n in img.names
@@ -223,22 +246,67 @@ class ImageService:
             FsUsage(str(base / f"{driver}-containers"), containers[0], containers[1], now),
         )
 
-    async def pull(self, image: str, auth: RegistryAuth | None, timeout: float | None) -> str:
-        """Pull ``image`` and return its ID. Concurrent pulls of one image share one download.
+    async def pull(
+        self, image: str, auth: RegistryAuth | None, timeout: float | None, namespace: str = ""
+    ) -> str:
+        """Pull ``image`` and return its ID. A short name is resolved through registries.conf (aliases,
+        unqualified-search-registries, short-name-mode) and its candidates are tried in order; the image is
+        named after the fully-qualified candidate that worked.
 
-        When every caller waiting for a pull has given up (deadline or cancel), the pull is cancelled and
-        leaves nothing behind.
+        Concurrent pulls of one image (same credentials, same pod namespace, hence the same signature
+        policy) share one download. When every caller waiting for a pull has given up (deadline or
+        cancel), the pull is cancelled and leaves nothing behind.
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        candidates = await self._candidates(image)
+        failures: list[CrioError] = []
+        for ref in candidates:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return await self._pull_shared(ref, image, auth, left, namespace)
+            except (NotFound, Unavailable, Unauthenticated) as exc:
+                if len(candidates) == 1:
+                    raise
+                failures.append(exc)
+        text = f"pulling short name {image!r}: every candidate failed: " + "; ".join(map(str, failures))
+        if all(isinstance(f, NotFound) for f in failures):
+            raise NotFound(text)
+        raise Unavailable(text)
+
+    async def _candidates(self, image: str) -> Sequence[ImageReference]:
+        """What ``image`` may be pulled as: itself, or a short name's fully-qualified candidates."""
         ref = parse_transport_reference(image)
-        key = (ref.transport, ref.name, _auth_key(auth))
+        text = image.strip()
+        if ref.transport != DOCKER or text.startswith("docker://") or not shortnames.is_short_name(text):
+            return [ref]
+        conf = await asyncio.to_thread(self.registries_conf)
+        mode = str(self.config.get("crio.image.short_name_mode"))
+        resolution = shortnames.resolve_short_name(text, conf, mode)
+        if resolution.description:
+            log.info("%s: %s", resolution.description, ", ".join(map(str, resolution.candidates)))
+        return [ImageReference(DOCKER, str(c)) for c in resolution.candidates]
+
+    def registries_conf(self) -> RegistriesConf:
+        """The current registries.conf with its drop-ins (re-read when a file changed, if configured)."""
+        holder = registries.config_for(
+            str(self.config.get("crio.image.registries_conf")),
+            str(self.config.get("crio.image.registries_conf_dir")),
+        )
+        return holder.load(bool(self.config.get("crio.image.auto_reload_registries")))
+
+    async def _pull_shared(
+        self,
+        ref: ImageReference,
+        image: str,
+        auth: RegistryAuth | None,
+        timeout: float | None,
+        namespace: str,
+    ) -> str:
+        key = (ref.transport, ref.name, _auth_key(auth), namespace)
         inflight = self._pulls.get(key)
         if inflight is None:
-            options = PullOptions(
-                auth=auth,
-                auth_file=str(self.config.get("crio.image.global_auth_file")),
-                registries_conf=str(self.config.get("crio.image.registries_conf")),
-            )
-            task = asyncio.create_task(self._pull(ref, options), name=f"pull {ref.name}")
+            options = self.pull_options(auth)
+            task = asyncio.create_task(self._pull(ref, options, namespace), name=f"pull {ref.name}")
             inflight = self._pulls[key] = _InFlight(task)
             task.add_done_callback(lambda _t: self._pulls.pop(key, None))
         inflight.waiters += 1
@@ -253,11 +321,44 @@ class ImageService:
                 raise DeadlineExceeded(f"pull of {image} did not finish within the deadline") from None
             raise
 
-    async def _pull(self, ref: ImageReference, options: PullOptions) -> str:
+    def pull_options(self, auth: RegistryAuth | None, auth_file: str | None = None) -> PullOptions:
+        """What the transports need from the configuration (``auth_file`` None: the global one)."""
+        image = "crio.image."
+        return PullOptions(
+            auth=auth,
+            auth_file=str(self.config.get(image + "global_auth_file")) if auth_file is None else auth_file,
+            registries_conf=str(self.config.get(image + "registries_conf")),
+            registries_conf_dir=str(self.config.get(image + "registries_conf_dir")),
+            registries_d=str(self.config.get(image + "registries_d")),
+            registries_auto_reload=bool(self.config.get(image + "auto_reload_registries")),
+        )
+
+    async def _pull(self, ref: ImageReference, options: PullOptions, namespace: str) -> str:
         started = time.monotonic()
-        image_id = await pullmod.pull(self.access, self.plugins, ref, options, self.tmp_dir())
+
+        async def verify(source: ImageSource, top_manifest: bytes) -> Sequence[Signature]:
+            verified = await self.trust.verify_source(ref, source, top_manifest, namespace)
+            return verified.signatures
+
+        image_id = await pullmod.pull(self.access, self.plugins, ref, options, self.tmp_dir(), verify)
         log.info("pulled %s as %s in %.2fs", ref.name, image_id, time.monotonic() - started)
         return image_id
+
+    async def verify_for_container(self, img: Any, requested: str, namespace: str) -> None:
+        """Refuse (PermissionDenied) to create a container from ``img`` when the signature policy for
+        ``namespace`` no longer accepts it, judged with the signatures stored at pull."""
+
+        def read(key: str) -> bytes:
+            try:
+                data: bytes = self.access.store.image_big_data(img.id, key)
+                return data
+            except NotFound:
+                return b""
+
+        async def read_big_data(key: str) -> bytes:
+            return await self.access.call(read, key)
+
+        await self.trust.verify_stored(img, requested, namespace, read_big_data)
 
     def tmp_dir(self) -> Path:
         """Where pulls keep their temporary files."""

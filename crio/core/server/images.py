@@ -81,7 +81,10 @@ class ImageRPCs:
         """Pull an image (within the client's deadline) and return its ID as image_ref."""
         if not request.image.image:
             raise InvalidArgument("PullImage: image name is empty")
-        image_id = await self.images.pull(request.image.image, _auth(request.auth), context.time_remaining())
+        namespace = request.sandbox_config.metadata.namespace if request.HasField("sandbox_config") else ""
+        image_id = await self.images.pull(
+            request.image.image, _auth(request.auth), context.time_remaining(), namespace
+        )
         return pb.PullImageResponse(image_ref=image_id)
 
     async def RemoveImage(

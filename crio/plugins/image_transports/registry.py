@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 
 from crio.core.errors import CrioError, InvalidArgument, NotFound, Unauthenticated, Unavailable
 from crio.core.images import registries
 from crio.core.images.manifest import MAX_MANIFEST_SIZE, SCHEMA1_TYPES, SUPPORTED_TYPES, detect_media_type
 from crio.core.images.reference import DockerReference, parse_docker_reference, validate_digest
 from crio.core.images.registries import Endpoint
+from crio.core.images.trust.signature import Signature
 from crio.core.types import ImageReference, PullOptions
 from crio.plugins.image_transports.auth import credentials_for
 from crio.plugins.image_transports.client import RegistryClient
 from crio.plugins.image_transports.common import CHUNK_SIZE, deadline_after, guard_size
+from crio.plugins.image_transports.signatures import fetch_signatures
 
 MANIFEST_ACCEPT = ", ".join([*SUPPORTED_TYPES, *SCHEMA1_TYPES])
 
@@ -26,10 +29,13 @@ MANIFEST_ACCEPT = ", ".join([*SUPPORTED_TYPES, *SCHEMA1_TYPES])
 class RegistrySource:
     """An image in a registry repository, reached through one endpoint's client."""
 
-    def __init__(self, ref: DockerReference, endpoint: Endpoint, client: RegistryClient) -> None:
+    def __init__(
+        self, ref: DockerReference, endpoint: Endpoint, client: RegistryClient, registries_d: str = ""
+    ) -> None:
         self.ref = ref
         self.location = endpoint.location_ref
         self.client = client
+        self.registries_d = registries_d
         self._first: tuple[bytes, str] | None = None
 
     @property
@@ -85,6 +91,14 @@ class RegistrySource:
         validate_digest(digest, f"blob of {self.ref}")
         return guard_size(self._blob(digest, size), digest, size)
 
+    async def get_signatures(self, manifest_digest: str, sigstore: bool) -> Sequence[Signature]:
+        """Signatures of ``manifest_digest``: lookaside ones per registries.d, and sigstore attachments
+        when registries.d enables them or ``sigstore`` (the policy needs them) is true."""
+        validate_digest(manifest_digest, f"signatures of {self.ref}")
+        return await fetch_signatures(
+            self.registries_d, self.ref, self.client, self.location, manifest_digest, sigstore
+        )
+
     async def close(self) -> None:
         """Close the connections."""
         await self.client.aclose()
@@ -122,15 +136,20 @@ async def open_registry(reference: ImageReference, options: PullOptions) -> Regi
     ref = parse_docker_reference(reference.name)
     deadline = deadline_after(options.timeout)
     # registries.conf and auth.json are small files, but still read off the event loop.
-    endpoints = await asyncio.to_thread(registries.resolve, ref, options.registries_conf)
+    holder = registries.config_for(options.registries_conf, options.registries_conf_dir)
+    conf = await asyncio.to_thread(holder.load, options.registries_auto_reload)
+    endpoints = registries.endpoints_for(ref, conf)  # PermissionDenied when the registry is blocked
     failures: list[CrioError] = []
     for endpoint in endpoints:
         location = endpoint.location_ref
-        credentials = await asyncio.to_thread(credentials_for, location, options)
+        # The request's credentials are for the registry it names; a mirror elsewhere gets only what
+        # auth.json holds for the mirror's own host (containers/image does the same).
+        scoped = options if location.domain == ref.domain else replace(options, auth=None)
+        credentials = await asyncio.to_thread(credentials_for, location, scoped)
         insecure = endpoint.insecure or (not endpoint.configured and is_loopback(location.domain))
         scope = f"repository:{location.path}:pull"
         client = RegistryClient(location.domain, insecure, credentials, scope, deadline)
-        source = RegistrySource(ref, endpoint, client)
+        source = RegistrySource(ref, endpoint, client, options.registries_d)
         try:
             await source.get_manifest()
         except NotFound as exc:
