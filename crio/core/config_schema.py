@@ -239,15 +239,6 @@ KEYS: tuple[Key, ...] = (
     ),
     _k(
         "crio.image",
-        "pause_image_auth_file",
-        STR,
-        "",
-        "auth.json used to pull the pause image (empty: global_auth_file).",
-        path=PATH_FILE,
-        reloadable=True,
-    ),
-    _k(
-        "crio.image",
         "short_name_mode",
         STR,
         "",
@@ -416,6 +407,7 @@ KNOWN_UNSUPPORTED: dict[str, frozenset[str]] = {
     "crio.image": frozenset(
         {
             "namespaced_auth_dir",
+            "pause_image_auth_file",  # the pause image is built offline, never pulled
             "insecure_registries",
             "image_volumes",
             "big_files_temporary_dir",

@@ -10,11 +10,14 @@ signatures with the ``cryptography`` package and pushed to the registry as ``sha
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import http.server
 import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 import uuid
@@ -248,6 +251,25 @@ def test_signed_by_accepts_a_good_signature_and_refuses_the_rest(daemon: CrioPro
     # A registry the policy does not name falls to the default: reject.
     text = pull_error(daemon, "registry.k8s.io/pause:3.9", grpc.StatusCode.PERMISSION_DENIED)
     assert "reject" in text, text
+
+
+def test_signed_by_with_an_http_lookaside(daemon: CrioProcess, env: Env) -> None:
+    write_policy(daemon.policy, [{"type": "reject"}], {env.primary.host: [signed_by(env, env.gpg)]})
+    store = daemon.base / "web-sigstore"
+    signed = env.ref("signed/app:1")
+    put(store, signed, env.digests["signed/app:1"], sign(env.gpg, signed, env.digests["signed/app:1"]))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(store))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (daemon.registries_d / "web.yaml").write_text(
+            f"docker:\n  {env.primary.host}:\n    lookaside: http://127.0.0.1:{server.server_address[1]}/\n"
+        )
+        daemon.start()
+        assert pull(daemon, signed)
+        pull_error(daemon, env.ref("unsigned/app:1"), grpc.StatusCode.PERMISSION_DENIED)
+    finally:
+        server.shutdown()
 
 
 def test_signature_for_another_image_is_refused(daemon: CrioProcess, env: Env) -> None:
@@ -567,9 +589,7 @@ def test_malformed_policy_or_registries_conf_stops_start_up(crio_factory: CrioFa
     assert f"{daemon.registries_conf}:3" in str(info.value), str(info.value)[-2000:]
 
 
-def test_reload_keeps_the_old_registries_conf_when_the_new_one_is_broken(
-    daemon: CrioProcess, env: Env
-) -> None:
+def test_reload_keeps_the_old_configuration_when_the_new_one_is_broken(daemon: CrioProcess, env: Env) -> None:
     daemon.registries_conf.write_text(
         f'[[registry]]\nprefix = "reload.test"\nlocation = "{env.primary.host}"\ninsecure = true\n'
     )
@@ -582,3 +602,11 @@ def test_reload_keeps_the_old_registries_conf_when_the_new_one_is_broken(
         time.sleep(0.1)
     assert f"{dropin}:1" in daemon.log()
     assert pull(daemon, "reload.test/unsigned/app:1")
+    # A policy broken after start: the policy in force stays, and the log says why.
+    daemon.policy.write_text('{"default": [{"type": "insecureAcceptAnything"},]}')
+    daemon.signal(signal.SIGHUP)
+    assert pull(daemon, env.ref("other/app:1"))
+    deadline = time.monotonic() + 10
+    while f"{daemon.policy}:1" not in daemon.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert f"{daemon.policy}:1" in daemon.log()

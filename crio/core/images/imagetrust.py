@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,8 +32,6 @@ from crio.core.types import ImageReference, ImageSource
 log = logging.getLogger(__name__)
 
 DEFAULT_POLICY = "/etc/containers/policy.json"
-# A Kubernetes namespace is a DNS-1123 label; anything else could walk out of signature_policy_dir.
-_NAMESPACE_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -57,8 +54,8 @@ class ImageTrust:
     def policy_path(self, namespace: str = "") -> str:
         """The policy file for pods in ``namespace`` ("" = the global one)."""
         if namespace:
-            if not _NAMESPACE_RE.fullmatch(namespace):
-                raise InvalidArgument(f"pod namespace {namespace!r} is not a valid Kubernetes namespace name")
+            if "/" in namespace or "\0" in namespace or namespace in (".", ".."):
+                raise InvalidArgument(f"pod namespace {namespace!r} cannot name a policy file")
             directory = str(self.config.get("crio.image.signature_policy_dir"))
             if directory:
                 candidate = os.path.join(directory, namespace + ".json")

@@ -1,8 +1,9 @@
 """Fetching an image's signatures for the signature policy: lookaside stores and sigstore attachments.
 
 Where signatures live follows containers-registries.d(5): a scope's ``lookaside`` URL (``file://`` or
-``http(s)://``) holds simple-signing signatures as ``signature-1``, ``signature-2``… (the first missing one
-ends the list); ``use-sigstore-attachments`` makes the registry's ``sha256-<hex>.sig`` tag an OCI manifest
+``http(s)://``; with none configured, file:///var/lib/containers/sigstore, which containers/image reads)
+holds simple-signing signatures as ``signature-1``, ``signature-2``… (the first missing one ends the
+list); ``use-sigstore-attachments`` makes the registry's ``sha256-<hex>.sig`` tag an OCI manifest
 whose layers are sigstore payloads. The lookaside location is chosen by the *requested* reference (a mirror
 serves the same image); attachments are read from the repository actually pulled from.
 
@@ -23,7 +24,7 @@ import httpx
 
 from crio.core.errors import CrioError, InvalidArgument, NotFound, Unavailable
 from crio.core.images.reference import DockerReference
-from crio.core.images.trust.registries_d import load_registries_d, lookaside_url
+from crio.core.images.trust.registries_d import BUILTIN_LOOKASIDE, load_registries_d, lookaside_url
 from crio.core.images.trust.signature import MAX_SIGNATURE_SIZE, Signature, signature_from_blob
 from crio.plugins.image_transports.client import RegistryClient
 
@@ -188,8 +189,8 @@ async def fetch_signatures(
     config = (await asyncio.to_thread(load_registries_d, registries_d)).config_for(requested)
     found: list[Signature] = []
     try:
-        if config.lookaside:
-            found += await lookaside_signatures(config.lookaside, requested, manifest_digest)
+        # Nothing configured: containers/image's built-in store, where podman and skopeo keep signatures.
+        found += await lookaside_signatures(config.lookaside or BUILTIN_LOOKASIDE, requested, manifest_digest)
         if sigstore or config.use_sigstore_attachments:
             found += await sigstore_attachments(client, location, manifest_digest)
     except CrioError as exc:
