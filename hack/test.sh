@@ -56,8 +56,13 @@ cleanup() {
             echo "---- end of the daemon log ----" >&2
         fi
     fi
-    # --one-file-system: never follow a mount the daemon may have left behind into the host.
-    [[ -z $TMP ]] || rm -rf --one-file-system "$TMP" || true
+    # The daemon's namespace directories are mount points of their own (as `ip netns` makes them): they
+    # outlive the daemon by design, so release them here. --one-file-system: never follow a mount the
+    # daemon may have left behind into the host.
+    if [[ -n $TMP ]]; then
+        umount -l "$TMP/ns/netns" "$TMP/ns/userns" 2>/dev/null || true
+        rm -rf --one-file-system "$TMP" || true
+    fi
     exit "$rc"
 }
 trap cleanup EXIT
