@@ -45,14 +45,16 @@ ACCEPT_ANYTHING = {"default": [{"type": "insecureAcceptAnything"}]}
 REJECT = {"default": [{"type": "reject"}]}
 
 
-def skopeo_copy(base: Path, source: str, dest: str, *extra: str) -> None:
-    policy = base / "skopeo-policy.json"
-    policy.write_text(json.dumps(ACCEPT_ANYTHING))
+def skopeo_copy(
+    base: Path, source: str, dest: str, *extra: str, policy: dict[str, Any] | None = None
+) -> None:
+    policy_file = base / "skopeo-policy.json"
+    policy_file.write_text(json.dumps(policy or ACCEPT_ANYTHING))
     result = subprocess.run(
         [
             "skopeo",
             "--policy",
-            str(policy),
+            str(policy_file),
             "copy",
             "--quiet",
             "--src-tls-verify=false",
@@ -239,6 +241,11 @@ def test_signed_by_accepts_a_good_signature_and_refuses_the_rest(daemon: CrioPro
     image_id = pull(daemon, signed)
     status = daemon.images().ImageStatus(pb.ImageStatusRequest(image=pb.ImageSpec(image=signed)), timeout=30)
     assert status.image.id == image_id and signed in status.image.repo_tags
+    # The signature is kept in the store as containers/image keeps it: skopeo, with a policy demanding it,
+    # reads it from crio's store and verifies it (the copy itself drops it: layers get recompressed).
+    storage_ref = f"containers-storage:[overlay@{daemon.base / 'root'}+{daemon.base / 'runroot'}]{signed}"
+    demanding = {"default": [signed_by(env, env.gpg)]}
+    skopeo_copy(daemon.base, storage_ref, f"dir:{daemon.base / 'copied'}", "--remove-signatures", policy=demanding)
 
     text = pull_error(daemon, env.ref("unsigned/app:1"), grpc.StatusCode.PERMISSION_DENIED)
     assert "signedBy" in text and env.ref("unsigned/app:1") in text, text
@@ -419,11 +426,7 @@ def test_namespace_policy_overrides_the_default(daemon: CrioProcess, env: Env) -
     assert "namespace" in text
 
 
-def test_create_container_rechecks_the_policy(daemon: CrioProcess, env: Env) -> None:
-    write_policy(daemon.policy, [{"type": "insecureAcceptAnything"}])
-    daemon.start()
-    image = env.ref("unsigned/app:1")
-    pull(daemon, image)
+def run_pod(daemon: CrioProcess) -> tuple[str, pb.PodSandboxConfig]:
     name = f"pod-{uuid.uuid4().hex[:8]}"
     config = pb.PodSandboxConfig(
         metadata=pb.PodSandboxMetadata(name=name, namespace="crio-test", uid=uuid.uuid4().hex),
@@ -432,27 +435,77 @@ def test_create_container_rechecks_the_policy(daemon: CrioProcess, env: Env) -> 
     pod_id = (
         daemon.runtime().RunPodSandbox(pb.RunPodSandboxRequest(config=config), timeout=120).pod_sandbox_id
     )
-    write_policy(daemon.policy, [{"type": "reject"}])  # the policy changes after the pull
+    return str(pod_id), config
 
-    def create(ctr: str) -> str:
-        request = pb.CreateContainerRequest(
-            pod_sandbox_id=pod_id,
-            config=pb.ContainerConfig(
-                metadata=pb.ContainerMetadata(name=ctr), image=pb.ImageSpec(image=image), command=["true"]
-            ),
-            sandbox_config=config,
-        )
-        return str(daemon.runtime().CreateContainer(request, timeout=60).container_id)
 
+def create(daemon: CrioProcess, pod: tuple[str, pb.PodSandboxConfig], name: str, image: str) -> str:
+    request = pb.CreateContainerRequest(
+        pod_sandbox_id=pod[0],
+        config=pb.ContainerConfig(
+            metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=image), command=["true"]
+        ),
+        sandbox_config=pod[1],
+    )
+    return str(daemon.runtime().CreateContainer(request, timeout=60).container_id)
+
+
+def create_error(daemon: CrioProcess, pod: tuple[str, pb.PodSandboxConfig], name: str, image: str) -> str:
     with pytest.raises(grpc.RpcError) as info:
-        create("refused")
+        create(daemon, pod, name, image)
     error: Any = info.value
-    assert error.code() == grpc.StatusCode.PERMISSION_DENIED and "reject" in error.details()
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED, error.details()
     listed = daemon.runtime().ListContainers(pb.ListContainersRequest(), timeout=30).containers
-    assert not listed
+    assert name not in [c.metadata.name for c in listed]
+    return str(error.details())
+
+
+def test_create_container_rechecks_the_policy(daemon: CrioProcess, env: Env) -> None:
     write_policy(daemon.policy, [{"type": "insecureAcceptAnything"}])
-    assert create("accepted")
-    daemon.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=60)
+    daemon.start()
+    image = env.ref("unsigned/app:1")
+    pull(daemon, image)
+    pod = run_pod(daemon)
+    write_policy(daemon.policy, [{"type": "reject"}])  # the policy changes after the pull
+    assert "reject" in create_error(daemon, pod, "refused", image)
+    write_policy(daemon.policy, [{"type": "insecureAcceptAnything"}])
+    assert create(daemon, pod, "accepted", image)
+    daemon.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)
+
+
+def test_create_container_verifies_the_signatures_kept_at_pull(daemon: CrioProcess, env: Env) -> None:
+    """GPG and sigstore signatures are stored with the image and verified again at CreateContainer."""
+    private_key, public_pem = trustkit.make_sigstore_key()
+    (daemon.base / "cosign.pub").write_bytes(public_pem)
+    sigstore = {"type": "sigstoreSigned", "keyPath": str(daemon.base / "cosign.pub")}
+    signed, attached = env.ref("signed/app:1"), env.ref("sigstore/app:1")
+    payload, signature = trustkit.sigstore_sign(private_key, attached, env.digests["sigstore/app:1"])
+    trustkit.push_sigstore_attachment(
+        f"http://{env.primary.host}", "sigstore/app", env.digests["sigstore/app:1"], payload, signature
+    )
+    scopes = {
+        f"{env.primary.host}/signed": [signed_by(env, env.gpg)],
+        f"{env.primary.host}/sigstore": [sigstore],
+    }
+    write_policy(daemon.policy, [{"type": "reject"}], scopes)
+    store = lookaside(daemon, env, env.primary.host)
+    put(store, signed, env.digests["signed/app:1"], sign(env.gpg, signed, env.digests["signed/app:1"]))
+    daemon.start()
+    pull(daemon, signed)
+    pull(daemon, attached)
+    # The registry and the lookaside forget the signatures: the store still has them.
+    for path in store.rglob("signature-1"):
+        path.unlink()
+    pod = run_pod(daemon)
+    assert create(daemon, pod, "gpg", signed)
+    assert create(daemon, pod, "sigstore", attached)
+    # Other keys now: the stored signatures no longer satisfy the policy.
+    _, other_pem = trustkit.make_sigstore_key()
+    (daemon.base / "cosign.pub").write_bytes(other_pem)
+    scopes[f"{env.primary.host}/signed"] = [signed_by(env, env.other_gpg)]
+    write_policy(daemon.policy, [{"type": "reject"}], scopes)
+    assert "signedBy" in create_error(daemon, pod, "gpg-2", signed)
+    assert "sigstoreSigned" in create_error(daemon, pod, "sigstore-2", attached)
+    daemon.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)
 
 
 # ------------------------------------------------------------------------------------------ registries.conf

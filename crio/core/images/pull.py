@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from crio.core.errors import CrioError, InvalidArgument
+from crio.core.errors import CrioError, InvalidArgument, NotFound
 from crio.core.images.manifest import (
     MAX_CONFIG_SIZE,
     Descriptor,
@@ -33,8 +33,10 @@ from crio.core.images.manifest import (
 )
 from crio.core.images.reference import parse_docker_reference, split_path_reference
 from crio.core.images.trust.signature import (
+    INSTANCE_SIZES_KEY,
     TOPLEVEL_SIGNATURES_KEY,
     Signature,
+    decode_signatures,
     encode_signatures,
     signatures_big_data_key,
     update_signature_metadata,
@@ -146,8 +148,7 @@ class _Pull:
         existing = await self.access.call(self.store.image, image_id)
         if existing is not None:
             if signatures:  # kept for the create-time check (sizes are recovered from the blob)
-                for key in signature_keys:
-                    await self.access.call(self.store.set_image_big_data, image_id, key, signature_blob)
+                await self.access.call(_merge_signatures, self.store, image_id, top_digest, signatures)
             if names:
                 await self.access.call(self.store.add_names, image_id, names)
             return image_id
@@ -271,6 +272,30 @@ class _Pull:
                 await self.access.call(self.store.delete_layer, layer_id)
             except CrioError as exc:  # e.g. another pull's image now uses it: keep it
                 log.info("pull of %s: keeping layer %s: %s", self.ref.name, layer_id, exc)
+
+
+def _merge_signatures(store: Any, image_id: str, top_digest: str, new: Sequence[Signature]) -> None:
+    """Add ``new`` to the signatures an existing image keeps for ``top_digest`` (on a store thread).
+
+    One manifest may be pulled under several names, each with its own signatures (every signature names
+    its identity and is verified on its own), so the stored set is the union, never the last pull's.
+    """
+    key = signatures_big_data_key(top_digest)
+    image = store.image(image_id)
+    try:
+        metadata = json.loads(image.metadata or "{}") if image is not None else {}
+        sizes = (metadata.get(INSTANCE_SIZES_KEY) or {}).get(top_digest)
+        kept = decode_signatures(store.image_big_data(image_id, key), sizes)
+    except (NotFound, InvalidArgument, ValueError, AttributeError):
+        metadata, kept = {}, []
+    merged = list(kept) + [sig for sig in new if sig not in kept]
+    if kept and len(merged) == len(kept):
+        return
+    blob = encode_signatures(merged)
+    for item in (key, TOPLEVEL_SIGNATURES_KEY):
+        store.set_image_big_data(image_id, item, blob)
+    updated = update_signature_metadata(metadata, top_digest, merged, toplevel=True)
+    store.set_image_metadata(image_id, json.dumps(updated, separators=(",", ":")))
 
 
 def _verify(name: str, descriptor: Descriptor, digest: str, size: int) -> None:

@@ -167,6 +167,12 @@ class ImageStore:
         image = self._write_big_data(self.require(key), items)
         self.file.put(image.with_recomputed_digest())
 
+    def set_metadata(self, key: str, metadata: str) -> None:
+        """Replace an image's free-form metadata (containers/image keeps signature sizes there)."""
+        image = self.require(key)
+        if image.metadata != metadata:
+            self.file.put(dataclasses.replace(image, metadata=metadata))
+
     def big_data(self, key: str, item: str) -> bytes:
         """Read one big-data item of an image (lock held for reading)."""
         image = self.require(key)

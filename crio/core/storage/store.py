@@ -269,6 +269,11 @@ class Store:
         with self._images_write() as images:
             images.set_big_data(id, [(key, data)])
 
+    def set_image_metadata(self, id: str, metadata: str) -> None:
+        """Replace an image's metadata string (JSON by convention)."""
+        with self._images_write() as images:
+            images.set_metadata(id, metadata)
+
     def image_sizes(self, ids: Sequence[str]) -> dict[str, int]:
         """Sizes of several images under one pair of read locks; absent IDs are left out."""
         with self._layers_read() as layers, self._images_read() as images:
