@@ -245,7 +245,9 @@ def test_signed_by_accepts_a_good_signature_and_refuses_the_rest(daemon: CrioPro
     # reads it from crio's store and verifies it (the copy itself drops it: layers get recompressed).
     storage_ref = f"containers-storage:[overlay@{daemon.base / 'root'}+{daemon.base / 'runroot'}]{signed}"
     demanding = {"default": [signed_by(env, env.gpg)]}
-    skopeo_copy(daemon.base, storage_ref, f"dir:{daemon.base / 'copied'}", "--remove-signatures", policy=demanding)
+    skopeo_copy(
+        daemon.base, storage_ref, f"dir:{daemon.base / 'copied'}", "--remove-signatures", policy=demanding
+    )
 
     text = pull_error(daemon, env.ref("unsigned/app:1"), grpc.StatusCode.PERMISSION_DENIED)
     assert "signedBy" in text and env.ref("unsigned/app:1") in text, text
