@@ -21,12 +21,13 @@ DEFAULT_LIMIT = 1 << 20
 _PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class _Absent(Exception):
+class Absent(Exception):
     """The path, or one of its directories, does not exist in the rootfs."""
 
 
-def _open_in_root(root_fd: int, path: str) -> int:
-    """An O_PATH fd of ``path`` resolved inside the directory ``root_fd`` (which stays open)."""
+def open_in_root(root_fd: int, path: str) -> int:
+    """An O_PATH fd of ``path`` resolved inside the directory ``root_fd`` (which stays open), as if it were
+    "/". Raises :class:`Absent`, or InvalidArgument after :data:`MAX_SYMLINKS` symbolic links."""
     parts = deque(path.split("/"))
     stack = [os.dup(root_fd)]
     links = 0
@@ -42,7 +43,7 @@ def _open_in_root(root_fd: int, path: str) -> int:
             try:
                 fd = os.open(name, _PATH_FLAGS, dir_fd=stack[-1])
             except (FileNotFoundError, NotADirectoryError):
-                raise _Absent from None
+                raise Absent from None
             try:
                 mode = os.fstat(fd).st_mode
             except OSError:
@@ -64,7 +65,7 @@ def _open_in_root(root_fd: int, path: str) -> int:
             if any(p not in ("", ".") for p in parts):
                 if not stat.S_ISDIR(mode):
                     os.close(fd)
-                    raise _Absent
+                    raise Absent
                 stack.append(fd)
                 continue
             return fd
@@ -84,8 +85,8 @@ def read_image_file(rootfs: str, path: str, limit: int = DEFAULT_LIMIT) -> str:
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         try:
-            fd = _open_in_root(root_fd, path)
-        except _Absent:
+            fd = open_in_root(root_fd, path)
+        except Absent:
             return ""
     finally:
         os.close(root_fd)

@@ -13,22 +13,19 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import stat
-from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from crio.core import mountutil
 from crio.core.errors import AlreadyExists, InvalidArgument, NotFound
+from crio.core.spec.imagefiles import Absent, open_in_root
 
 # The container record flag listing the IDs of the images its image volumes mount.
 IMAGE_VOLUMES_FLAG = "crio.image-volumes"
 DIRECTORY = "image-volumes"
 # Mounts stacked on one mount point that release() takes off before it gives up.
 MAX_STACKED = 16
-# Symbolic links followed while resolving one sub path (Linux's own limit for a path lookup).
-MAX_SYMLINKS = 40
 
 
 def volume_images(flags: Mapping[str, Any]) -> tuple[str, ...]:
@@ -104,40 +101,28 @@ def check_sub_path(sub_path: str) -> None:
 
 def resolve_in_root(root: Path, sub_path: str) -> Path:
     """``root/sub_path`` with every symbolic link resolved as if ``root`` were ``/``, so the result never
-    leaves ``root``: an absolute link starts again at ``root`` and ``..`` stops there.
+    leaves ``root``: an absolute link starts again at ``root`` and ``..`` stops there (the resolution is
+    :func:`crio.core.spec.imagefiles.open_in_root`'s, one component at a time with ``O_NOFOLLOW``).
 
     NotFound when a component does not exist (or is not a directory but more follow); InvalidArgument for a
     bad sub path (:func:`check_sub_path`) or a symbolic link loop. Meant for read-only trees (an image mount),
     which cannot change between this check and the bind mount that uses the result.
     """
     check_sub_path(sub_path)
-    pending = deque(p for p in sub_path.split("/") if p not in ("", "."))
-    resolved: list[str] = []
-    followed = 0
-    while pending:
-        part = pending.popleft()
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
         try:
-            info = os.lstat(candidate)
-        except (FileNotFoundError, NotADirectoryError):
+            fd = open_in_root(root_fd, sub_path)
+        except Absent:
             raise NotFound(f"image sub path {sub_path!r} does not exist in the image") from None
-        if stat.S_ISLNK(info.st_mode):
-            followed += 1
-            if followed > MAX_SYMLINKS:
-                raise InvalidArgument(f"image sub path {sub_path!r}: too many levels of symbolic links")
-            link = os.readlink(candidate)
-            if link.startswith("/"):
-                resolved.clear()
-            pending.extendleft(reversed([p for p in link.split("/") if p not in ("", ".")]))
-            continue
-        if pending and not stat.S_ISDIR(info.st_mode):
-            raise NotFound(f"image sub path {sub_path!r} does not exist in the image")
-        resolved.append(part)
-    result = Path(root, *resolved)
-    if os.path.commonpath([os.path.realpath(result), os.path.realpath(root)]) != os.path.realpath(root):
+        try:
+            real_root = os.readlink(f"/proc/self/fd/{root_fd}")
+            real = os.readlink(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+    finally:
+        os.close(root_fd)
+    if os.path.commonpath([real, real_root]) != real_root:
         raise InvalidArgument(f"image sub path {sub_path!r} leaves the image")
-    return result
+    relative = os.path.relpath(real, real_root)
+    return root if relative == "." else root / relative
