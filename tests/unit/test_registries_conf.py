@@ -113,7 +113,9 @@ def conf(tmp_path: Path) -> registries.RegistriesConf:
 )
 def test_resolve(conf: registries.RegistriesConf, image: str, location: str, insecure: bool) -> None:
     ref = parse_docker_reference(image)
-    assert conf.resolve(ref) == [Endpoint(parse_docker_reference(location, default_tag=False), insecure)]
+    assert conf.endpoints(ref, mirrors=False) == [
+        Endpoint(parse_docker_reference(location, default_tag=False), insecure)
+    ]
 
 
 def test_parsed_fields(conf: registries.RegistriesConf) -> None:
@@ -136,22 +138,22 @@ def test_parsed_fields(conf: registries.RegistriesConf) -> None:
 
 def test_mirrors_when_asked(conf: registries.RegistriesConf) -> None:
     by_digest = parse_docker_reference(f"example.com/foo/special/x@{D256}")
-    assert [str(e.location_ref) for e in conf.resolve(by_digest, mirrors=True)] == [
+    assert [str(e.location_ref) for e in conf.endpoints(by_digest, mirrors=True)] == [
         f"mirror-0.local/mirror-for-foo/x@{D256}",
         f"mirror-1.local/mirrors/foo/x@{D256}",
         f"special.example.net:8443/s/x@{D256}",
     ]
     by_tag = parse_docker_reference("example.com/foo/special/x:1")  # mirror-by-digest-only
-    assert [str(e.location_ref) for e in conf.resolve(by_tag, mirrors=True)] == [
+    assert [str(e.location_ref) for e in conf.endpoints(by_tag, mirrors=True)] == [
         "special.example.net:8443/s/x:1"
     ]
-    assert len(conf.resolve(by_digest)) == 1  # mirror-less by default
+    assert len(conf.endpoints(by_digest, mirrors=False)) == 1  # mirror-less by default
 
 
 def test_missing_or_empty_path_means_no_remaps(tmp_path: Path) -> None:
     ref = parse_docker_reference("registry.k8s.io/pause:3.9")
     for path in (str(tmp_path / "absent.conf"), ""):
-        assert registries.resolve(ref, path) == [Endpoint(ref, False)]
+        assert registries.load(str(path)).endpoints(ref, mirrors=False) == [Endpoint(ref, False)]
 
 
 def test_cache_follows_mtime(tmp_path: Path) -> None:
@@ -162,7 +164,7 @@ def test_cache_follows_mtime(tmp_path: Path) -> None:
     path.write_text('[[registry]]\nprefix = "a.io"\nlocation = "c.io:1"\n')
     os.utime(path, ns=(1, 1))
     ref = parse_docker_reference("a.io/x:1")
-    assert str(registries.resolve(ref, str(path))[0].location_ref) == "c.io:1/x:1"
+    assert str(registries.load(str(path)).endpoints(ref, mirrors=False)[0].location_ref) == "c.io:1/x:1"
 
 
 def test_version1_tables(tmp_path: Path) -> None:
@@ -174,7 +176,7 @@ def test_version1_tables(tmp_path: Path) -> None:
     )
     conf = registries.load(str(path))
     assert conf.unqualified_search_registries == ("docker.io",)
-    assert conf.resolve(parse_docker_reference("127.0.0.1:5000/x:1"))[0].insecure
+    assert conf.endpoints(parse_docker_reference("127.0.0.1:5000/x:1"), mirrors=False)[0].insecure
     found = conf.find(parse_docker_reference("bad.io/x"))
     assert found is not None and found.blocked
 
@@ -228,7 +230,7 @@ def test_rewrite_result_must_be_valid(tmp_path: Path) -> None:
     path = tmp_path / "r.conf"
     path.write_text('[[registry]]\nprefix = "a.io/x"\nlocation = "b.io/' + "y/" * 130 + 'z"\n')
     with pytest.raises(InvalidArgument, match=r"rewriting a\.io/x/img:1 to location"):
-        registries.resolve(parse_docker_reference("a.io/x/img:1"), str(path))
+        registries.load(str(path)).endpoints(parse_docker_reference("a.io/x/img:1"), mirrors=False)
 
 
 @pytest.mark.parametrize(
@@ -287,8 +289,7 @@ def write(path: Path, text: str) -> str:
 
 def endpoint_list(conf: registries.RegistriesConf, image: str) -> list[tuple[str, bool, bool]]:
     return [
-        (str(e.location_ref), e.insecure, e.mirror)
-        for e in registries.endpoints_for(parse_docker_reference(image), conf)
+        (str(e.location_ref), e.insecure, e.mirror) for e in conf.endpoints(parse_docker_reference(image))
     ]
 
 
@@ -324,7 +325,7 @@ def test_mirror_by_digest_only(tmp_path: Path) -> None:
 def test_unconfigured_reference_has_one_default_endpoint(tmp_path: Path) -> None:
     conf = registries.read_config(write(tmp_path / "r.conf", MIRRORS))
     ref = parse_docker_reference("other.example/x:1")
-    (endpoint,) = registries.endpoints_for(ref, conf)
+    (endpoint,) = conf.endpoints(ref)
     assert endpoint == Endpoint(ref) and not endpoint.configured and not endpoint.mirror
 
 
@@ -366,13 +367,13 @@ def test_blocked_registry_is_permission_denied(tmp_path: Path) -> None:
     path = write(tmp_path / "registries.conf", BLOCKED)
     conf = registries.read_config(path)
     with pytest.raises(PermissionDenied) as info:
-        registries.endpoints_for(parse_docker_reference("127.0.0.1:5001/busybox:1"), conf)
+        conf.endpoints(parse_docker_reference("127.0.0.1:5001/busybox:1"))
     assert str(info.value) == f'registry 127.0.0.1:5001 is blocked in {path} (prefix "127.0.0.1:5001")'
     with pytest.raises(PermissionDenied, match=r'prefix "quay\.io"'):
-        registries.endpoints_for(parse_docker_reference("quay.io/other/x:1"), conf)
-    # The older call and the mirror-less view block too.
+        conf.endpoints(parse_docker_reference("quay.io/other/x:1"))
+    # The shared loader and the mirror-less view block too.
     with pytest.raises(PermissionDenied):
-        registries.resolve(parse_docker_reference("quay.io/x/y:1"), path)
+        registries.load(path).endpoints(parse_docker_reference("quay.io/x/y:1"), mirrors=False)
     # A longer, unblocked prefix wins over the blocked one.
     assert endpoint_list(conf, "quay.io/allowed/x:1") == [("quay.io/allowed/x:1", False, False)]
 
@@ -384,7 +385,7 @@ def test_mirror_under_a_blocked_registry_is_skipped(tmp_path: Path) -> None:
         ("pub.example/x:1", False, False),
     ]
     with pytest.raises(PermissionDenied, match=r"registry 127\.0\.0\.1:5001 is blocked"):
-        registries.endpoints_for(parse_docker_reference("remapped.example/x:1"), conf)
+        conf.endpoints(parse_docker_reference("remapped.example/x:1"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -451,7 +452,7 @@ def test_wildcard_precedence(tmp_path: Path, image: str, expected: list[tuple[st
 def test_longer_wildcard_wins(tmp_path: Path) -> None:
     conf = registries.read_config(write(tmp_path / "r.conf", WILDCARDS))
     with pytest.raises(PermissionDenied, match=r'prefix "\*\.bar\.example\.com"'):
-        registries.endpoints_for(parse_docker_reference("zz.bar.example.com/app:1"), conf)
+        conf.endpoints(parse_docker_reference("zz.bar.example.com/app:1"))
     found = conf.find(parse_docker_reference("zz.bar.example.com/app:1"))
     assert found is not None and found.location == "" and found.wildcard
 

@@ -174,10 +174,6 @@ class RegistriesConf:
             raise refusal
         return usable
 
-    def resolve(self, ref: DockerReference, mirrors: bool = False) -> list[Endpoint]:
-        """:meth:`endpoints`, mirror-less unless asked (the older call)."""
-        return self.endpoints(ref, mirrors)
-
 
 def _blocked(ref: DockerReference, registry: Registry) -> PermissionDenied:
     return PermissionDenied(
@@ -212,12 +208,6 @@ def _rewrite(ref: DockerReference, text: str, end: int, location: str) -> Docker
         return parse_docker_reference(location + text[end:], default_tag=False)
     except InvalidArgument as exc:
         raise InvalidArgument(f"rewriting {ref} to location {location!r}: {exc}") from None
-
-
-def endpoints_for(ref: DockerReference, conf: RegistriesConf) -> list[Endpoint]:
-    """The endpoints to try for ``ref``: mirrors first, then the primary location (see
-    :meth:`RegistriesConf.endpoints`). Raises :class:`PermissionDenied` when the registry is blocked."""
-    return conf.endpoints(ref, mirrors=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -740,8 +730,3 @@ def reload(path: str, dropin_dir: str = "", force: bool = True) -> RegistriesCon
 def validate(path: str, dropin_dir: str = "") -> RegistriesConf:
     """Read the configuration now and raise :class:`InvalidArgument` when it is bad (start-up)."""
     return config_for(path, dropin_dir).reload(force=True)
-
-
-def resolve(ref: DockerReference, path: str, mirrors: bool = False, dropin_dir: str = "") -> list[Endpoint]:
-    """The endpoints for ``ref`` under the configuration at ``path`` (:meth:`RegistriesConf.endpoints`)."""
-    return load(path, dropin_dir).endpoints(ref, mirrors)

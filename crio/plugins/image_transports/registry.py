@@ -138,7 +138,7 @@ async def open_registry(reference: ImageReference, options: PullOptions) -> Regi
     # registries.conf and auth.json are small files, but still read off the event loop.
     holder = registries.config_for(options.registries_conf, options.registries_conf_dir)
     conf = await asyncio.to_thread(holder.load, options.registries_auto_reload)
-    endpoints = registries.endpoints_for(ref, conf)  # PermissionDenied when the registry is blocked
+    endpoints = conf.endpoints(ref)  # mirrors first; PermissionDenied when the registry is blocked
     failures: list[CrioError] = []
     for endpoint in endpoints:
         location = endpoint.location_ref
