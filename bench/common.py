@@ -6,6 +6,7 @@ Nothing here is a test: the benchmarks print tables for a human (and for the iss
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import signal
@@ -460,6 +461,18 @@ def busy_cpus(window: float = 1.0) -> float:
     before = machine_cpu_seconds()[0]
     time.sleep(window)
     return (machine_cpu_seconds()[0] - before) / window
+
+
+def add_quiet_argument(parser: argparse.ArgumentParser, before: str, default: float = 0.5) -> None:
+    """Add ``--quiet N``: before ``before`` (e.g. "each run") the benchmark waits, up to 5 min, until other
+    processes keep fewer than N CPUs busy (:func:`wait_for_quiet`); 0 does not wait."""
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        default=default,
+        help=f"before {before} wait (up to 5 min) until other processes keep fewer than this many CPUs "
+        f"busy (default {default:g}; 0: do not wait)",
+    )
 
 
 def wait_for_quiet(max_busy: float, timeout: float = 300.0, window: float = 2.0) -> float:

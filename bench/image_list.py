@@ -29,6 +29,7 @@ from bench.common import (
     CriClient,
     CrioDaemon,
     OthersMeter,
+    add_quiet_argument,
     crio_source,
     machine_state,
     percentile,
@@ -209,13 +210,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=500, help="images in the store (default 500)")
     parser.add_argument("--calls", type=int, default=300, help="calls of each RPC per phase (default 300)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the random ImageStatus choices")
-    parser.add_argument(
-        "--quiet",
-        type=float,
-        default=0.5,
-        help="before each phase wait (up to 5 min) until other processes keep fewer than this many CPUs "
-        "busy (default 0.5; 0: do not wait)",
-    )
+    add_quiet_argument(parser, "each phase")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args()
     registry.ensure_running()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from bench.common import load1, percentile, print_table, wait_for_quiet
+from bench.common import add_quiet_argument, load1, percentile, print_table, wait_for_quiet
 from bench.cri import Timings, describe_error
 from bench.side_by_side import RUNTIMES, Runtime
 
@@ -142,12 +142,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parallel", type=int, default=10, help="workers of the parallel phase (default 10)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed cycles per runtime first (default 3)")
     parser.add_argument("--rounds", type=int, default=1, help="parallel phases per runtime (default 1)")
-    parser.add_argument(
-        "--quiet",
-        type=float,
-        default=0.0,
-        help="before each phase wait (up to 5 min) until other work keeps fewer than this many CPUs busy",
-    )
+    add_quiet_argument(parser, "each phase", default=0.0)
     parser.add_argument("--runtimes", default=",".join(RUNTIMES), help="comma-separated (default both)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directories")
 

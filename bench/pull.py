@@ -30,6 +30,7 @@ from bench.common import (
     BusyMeter,
     CrioDaemon,
     RssSampler,
+    add_quiet_argument,
     crio_source,
     drop_dirty_pages,
     machine_state,
@@ -246,13 +247,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="runs of each tool (default 5)")
     parser.add_argument("--image", default=DEFAULT_IMAGE, help=f"image to pull (default {DEFAULT_IMAGE})")
     parser.add_argument("--no-tar", action="store_true", help="skip the tar -xzf floor")
-    parser.add_argument(
-        "--quiet",
-        type=float,
-        default=0.5,
-        help="before each run wait (up to 5 min) until other processes keep fewer than this many CPUs "
-        "busy (default 0.5; 0: do not wait)",
-    )
+    add_quiet_argument(parser, "each run")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args()
     if shutil.which("skopeo") is None:

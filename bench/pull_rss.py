@@ -20,6 +20,7 @@ from bench.common import (
     CrioDaemon,
     OthersMeter,
     RssSampler,
+    add_quiet_argument,
     crio_source,
     drop_dirty_pages,
     machine_state,
@@ -81,13 +82,7 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=3, help="pulls, each on a fresh store (default 3)")
     parser.add_argument("--image", default=DEFAULT_IMAGE, help=f"image to pull (default {DEFAULT_IMAGE})")
-    parser.add_argument(
-        "--quiet",
-        type=float,
-        default=0.5,
-        help="before each pull wait (up to 5 min) until other processes keep fewer than this many CPUs "
-        "busy (default 0.5; 0: do not wait)",
-    )
+    add_quiet_argument(parser, "each pull")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args()
     registry.ensure_running()

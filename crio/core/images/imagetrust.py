@@ -13,7 +13,6 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from crio.core.config import Config
@@ -32,14 +31,6 @@ from crio.core.types import ImageReference, ImageSource
 log = logging.getLogger(__name__)
 
 DEFAULT_POLICY = "/etc/containers/policy.json"
-
-
-@dataclass(frozen=True)
-class Verified:
-    """What a pull's policy check found: the signatures it fetched (to be kept with the image)."""
-
-    manifest_digest: str
-    signatures: Sequence[Signature]
 
 
 class ImageTrust:
@@ -106,19 +97,19 @@ class ImageTrust:
 
     async def verify_source(
         self, ref: ImageReference, source: ImageSource, top_manifest: bytes, namespace: str
-    ) -> Verified:
+    ) -> Sequence[Signature]:
         """Check the image ``source`` serves for ``ref`` (its top-level manifest given) before any layer is
-        fetched; raises PermissionDenied with every reason when the policy refuses it."""
+        fetched and return the signatures it fetched (to be kept with the image); raises PermissionDenied
+        with every reason when the policy refuses it."""
         path, policy = await asyncio.to_thread(self.load, namespace)
-        scope = _scope(ref)
-        requirements = policy.requirements_for(ref.transport, scope)
-        digest = manifest_digest(top_manifest)
+        requirements = policy.requirements_for(ref.transport, ref.name)
         signatures: Sequence[Signature] = []
         getter = getattr(source, "get_signatures", None)
         if getter is not None and policymod.needs_signatures(requirements):
+            digest = manifest_digest(top_manifest)
             signatures = await getter(digest, policymod.needs_sigstore(requirements))
         await evaluate(requirements, CandidateImage(_docker_ref(ref), top_manifest, signatures, path))
-        return Verified(digest, signatures)
+        return signatures
 
     async def verify_stored(
         self, image: Any, requested: str, namespace: str, read_big_data: Callable[[str], Awaitable[bytes]]
@@ -130,7 +121,7 @@ class ImageTrust:
         """
         path, policy = await asyncio.to_thread(self.load, namespace)
         name = _identity_name(image, requested)
-        requirements = policy.requirements_for(DOCKER, name) if name else policy.requirements_for(DOCKER, "")
+        requirements = policy.requirements_for(DOCKER, name)  # "": the transport default, then default
         top_digest = str(getattr(image, "digest", "") or "")
         manifest = await read_big_data(f"manifest-{top_digest}") if top_digest else b""
         signatures: Sequence[Signature] = []
@@ -139,10 +130,6 @@ class ImageTrust:
             signatures = decode_signatures(blob) if blob else []
         ref = parse_docker_reference(name) if name else None
         await evaluate(requirements, CandidateImage(ref, manifest, signatures, path))
-
-
-def _scope(ref: ImageReference) -> str:
-    return ref.name
 
 
 def _docker_ref(ref: ImageReference) -> DockerReference | None:

@@ -122,13 +122,9 @@ class _Pull:
             raise InvalidArgument(f"{self.ref.name}: the registry served manifest {top_digest}, not {wanted}")
         signatures = await self.verify(self.source, top_raw) if self.verify is not None else ()
         big_data: list[tuple[str, bytes]] = []
-        # As containers/image stores them: the top-level manifest's signatures under "signatures" and
-        # "signature-<hex>", their sizes in the image's metadata (how podman splits the blob).
-        signature_keys = (TOPLEVEL_SIGNATURES_KEY, signatures_big_data_key(top_digest))
-        signature_blob = encode_signatures(signatures)
-        metadata = update_signature_metadata({}, top_digest, signatures, toplevel=True) if signatures else {}
+        metadata: dict[str, Any] = {}
         if signatures:
-            big_data += [(key, signature_blob) for key in signature_keys]
+            big_data, metadata = _signature_data(top_digest, signatures, metadata)
         parsed = parse_manifest(top_raw, top_type)
         raw = top_raw
         if isinstance(parsed, ManifestList):
@@ -147,7 +143,7 @@ class _Pull:
         names = self._names()
         existing = await self.access.call(self.store.image, image_id)
         if existing is not None:
-            if signatures:  # kept for the create-time check (sizes are recovered from the blob)
+            if signatures:  # added to what the image keeps, for the create-time check and podman
                 await self.access.call(_merge_signatures, self.store, image_id, top_digest, signatures)
             if names:
                 await self.access.call(self.store.add_names, image_id, names)
@@ -164,7 +160,7 @@ class _Pull:
                 config.created,
                 big_data,
                 digest=top_digest,
-                metadata=json.dumps(metadata, separators=(",", ":")),
+                metadata=_metadata_text(metadata),
             )
         except BaseException:
             await self._undo()
@@ -291,11 +287,25 @@ def _merge_signatures(store: Any, image_id: str, top_digest: str, new: Sequence[
     merged = list(kept) + [sig for sig in new if sig not in kept]
     if kept and len(merged) == len(kept):
         return
-    blob = encode_signatures(merged)
-    for item in (key, TOPLEVEL_SIGNATURES_KEY):
+    items, updated = _signature_data(top_digest, merged, metadata)
+    for item, blob in items:
         store.set_image_big_data(image_id, item, blob)
-    updated = update_signature_metadata(metadata, top_digest, merged, toplevel=True)
-    store.set_image_metadata(image_id, json.dumps(updated, separators=(",", ":")))
+    store.set_image_metadata(image_id, _metadata_text(updated))
+
+
+def _signature_data(
+    top_digest: str, signatures: Sequence[Signature], metadata: dict[str, Any]
+) -> tuple[list[tuple[str, bytes]], dict[str, Any]]:
+    """The big-data items and the updated image metadata that hold ``signatures``, as containers/image
+    stores them: the top-level manifest's signatures under "signatures" and "signature-<hex>", their sizes
+    in the image's metadata (how podman splits the blob)."""
+    blob = encode_signatures(signatures)
+    items = [(key, blob) for key in (TOPLEVEL_SIGNATURES_KEY, signatures_big_data_key(top_digest))]
+    return items, update_signature_metadata(metadata, top_digest, signatures, toplevel=True)
+
+
+def _metadata_text(metadata: dict[str, Any]) -> str:
+    return json.dumps(metadata, separators=(",", ":"))
 
 
 def _verify(name: str, descriptor: Descriptor, digest: str, size: int) -> None:

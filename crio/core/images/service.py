@@ -108,11 +108,7 @@ class ImageService:
         candidates: list[str] = []
         try:
             ref = parse_transport_reference(text)
-            if (
-                ref.transport == DOCKER
-                and not text.startswith("docker://")
-                and shortnames.is_short_name(text)
-            ):
+            if _is_short_name(text, ref):
                 candidates.extend(shortnames.local_candidates(text, self.registries_conf()))
             else:
                 candidates.append(ref.name)
@@ -277,7 +273,7 @@ class ImageService:
         """What ``image`` may be pulled as: itself, or a short name's fully-qualified candidates."""
         ref = parse_transport_reference(image)
         text = image.strip()
-        if ref.transport != DOCKER or text.startswith("docker://") or not shortnames.is_short_name(text):
+        if not _is_short_name(text, ref):
             return [ref]
         conf = await asyncio.to_thread(self.registries_conf)
         mode = str(self.config.get("crio.image.short_name_mode"))
@@ -321,12 +317,12 @@ class ImageService:
                 raise DeadlineExceeded(f"pull of {image} did not finish within the deadline") from None
             raise
 
-    def pull_options(self, auth: RegistryAuth | None, auth_file: str | None = None) -> PullOptions:
-        """What the transports need from the configuration (``auth_file`` None: the global one)."""
+    def pull_options(self, auth: RegistryAuth | None) -> PullOptions:
+        """What the transports need from the configuration."""
         image = "crio.image."
         return PullOptions(
             auth=auth,
-            auth_file=str(self.config.get(image + "global_auth_file")) if auth_file is None else auth_file,
+            auth_file=str(self.config.get(image + "global_auth_file")),
             registries_conf=str(self.config.get(image + "registries_conf")),
             registries_conf_dir=str(self.config.get(image + "registries_conf_dir")),
             registries_d=str(self.config.get(image + "registries_d")),
@@ -337,8 +333,7 @@ class ImageService:
         started = time.monotonic()
 
         async def verify(source: ImageSource, top_manifest: bytes) -> Sequence[Signature]:
-            verified = await self.trust.verify_source(ref, source, top_manifest, namespace)
-            return verified.signatures
+            return await self.trust.verify_source(ref, source, top_manifest, namespace)
 
         image_id = await pullmod.pull(self.access, self.plugins, ref, options, self.tmp_dir(), verify)
         log.info("pulled %s as %s in %.2fs", ref.name, image_id, time.monotonic() - started)
@@ -363,6 +358,12 @@ class ImageService:
     def tmp_dir(self) -> Path:
         """Where pulls keep their temporary files."""
         return Path(str(self.config.get("crio.root"))) / "tmp"
+
+
+def _is_short_name(text: str, ref: ImageReference) -> bool:
+    """Whether ``text`` (parsed as ``ref``) is a short name that registries.conf resolves: a docker name
+    without a registry and without an explicit ``docker://`` (which means docker.io, as it always did)."""
+    return ref.transport == DOCKER and not text.startswith("docker://") and shortnames.is_short_name(text)
 
 
 def _image_digests(img: Any) -> list[str]:

@@ -275,6 +275,21 @@ class RegistryClient:
         finally:
             await response.aclose()
 
+    async def read_limited(self, response: httpx.Response, limit: int, what: str, kind: str) -> bytes:
+        """The whole body of a small document (a manifest, a signature): InvalidArgument ``<kind> too
+        large`` as soon as its Content-Length or the bytes read pass ``limit``."""
+        length = response.headers.get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            raise InvalidArgument(
+                f"{kind} too large: {what} from {self.domain} is {length} bytes (limit {limit})"
+            )
+        data = bytearray()
+        async for chunk in self.read_chunks(response, 64 * 1024, what):
+            data += chunk
+            if len(data) > limit:
+                raise InvalidArgument(f"{kind} too large: {what} from {self.domain} is over {limit} B")
+        return bytes(data)
+
     async def read_chunks(self, response: httpx.Response, chunk_size: int, what: str) -> AsyncIterator[bytes]:
         """The response body in chunks, each awaited under the deadline; transport failures are mapped."""
         chunks = response.aiter_bytes(chunk_size)

@@ -47,21 +47,8 @@ class RegistrySource:
         what = f"manifest {reference} of {self.ref}"
         path = f"/v2/{self.location.path}/manifests/{reference}"
         async with self.client.get(path, {"Accept": MANIFEST_ACCEPT}, what) as response:
-            length = response.headers.get("content-length", "")
-            if length.isdigit() and int(length) > MAX_MANIFEST_SIZE:
-                raise InvalidArgument(
-                    f"manifest too large: {what} from {self.client.domain} is {length} bytes "
-                    f"(limit {MAX_MANIFEST_SIZE})"
-                )
-            data = bytearray()
-            async for chunk in self.client.read_chunks(response, 64 * 1024, what):
-                data += chunk
-                if len(data) > MAX_MANIFEST_SIZE:
-                    raise InvalidArgument(
-                        f"manifest too large: {what} from {self.client.domain} is over {MAX_MANIFEST_SIZE} B"
-                    )
+            raw = await self.client.read_limited(response, MAX_MANIFEST_SIZE, what, "manifest")
             content_type = response.headers.get("content-type", "")
-        raw = bytes(data)
         try:
             return raw, detect_media_type(raw, content_type)
         except InvalidArgument as exc:

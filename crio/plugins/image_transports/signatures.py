@@ -50,15 +50,7 @@ async def _read_capped(client: RegistryClient, path: str, accept: str, what: str
     """GET ``path`` from the registry, at most MAX_SIGNATURE_SIZE bytes; None when it is absent."""
     try:
         async with client.get(path, {"Accept": accept}, what) as response:
-            length = response.headers.get("content-length", "")
-            if length.isdigit() and int(length) > MAX_SIGNATURE_SIZE:
-                raise _too_large(what, length)
-            data = bytearray()
-            async for chunk in client.read_chunks(response, 64 * 1024, what):
-                data += chunk
-                if len(data) > MAX_SIGNATURE_SIZE:
-                    raise _too_large(what, f"over {len(data)}")
-            return bytes(data)
+            return await client.read_limited(response, MAX_SIGNATURE_SIZE, what, "signature")
     except NotFound:
         return None
 

@@ -25,6 +25,12 @@ def _ours(ctx: StorageContext) -> VfsDriver | None:
     return _driver(ctx) if ctx.driver == DRIVER else None
 
 
+def _refuse_idmap(options: Sequence[str], what: str) -> None:
+    """vfs copies layers and never maps IDs: refuse ``idmap_*`` options (pod user namespaces)."""
+    if any(o.startswith("idmap_") for o in options):
+        raise Unimplemented(f"vfs: {what} (pod user namespaces) need the overlay driver")
+
+
 @hookimpl
 def crio_storage_driver_names() -> Sequence[str]:
     """This plugin implements ``vfs``."""
@@ -62,8 +68,7 @@ def crio_storage_mount(
     driver = _ours(ctx)
     if driver is None:
         return None
-    if any(o.startswith("idmap_") for o in options):
-        raise Unimplemented("vfs: id-mapped root filesystems (pod user namespaces) need the overlay driver")
+    _refuse_idmap(options, "id-mapped root filesystems")
     return driver.mount(layer_id)
 
 
@@ -75,8 +80,7 @@ def crio_storage_mount_readonly(
     driver = _ours(ctx)
     if driver is None:
         return None
-    if any(o.startswith("idmap_") for o in options):
-        raise Unimplemented("vfs: id-mapped image mounts (pod user namespaces) need the overlay driver")
+    _refuse_idmap(options, "id-mapped image mounts")
     driver.mount_readonly(layer_id, target, options)
     return True
 
