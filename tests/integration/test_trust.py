@@ -20,7 +20,6 @@ import subprocess
 import threading
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from crio.core.images.reference import parse_docker_reference
 from tests import trustkit
 
 from .conftest import CrioFactory, CrioProcess, bridge_conflist
+from .test_containers import new_pod
 from .test_image_transports import PASSWORD, USER, Registry, bcrypt_hash, start_registry
 
 FIXTURE = "k8s-staging-cri-tools/test-image-{n}:latest"
@@ -428,18 +428,6 @@ def test_namespace_policy_overrides_the_default(daemon: CrioProcess, env: Env) -
     assert "namespace" in text
 
 
-def run_pod(daemon: CrioProcess) -> tuple[str, pb.PodSandboxConfig]:
-    name = f"pod-{uuid.uuid4().hex[:8]}"
-    config = pb.PodSandboxConfig(
-        metadata=pb.PodSandboxMetadata(name=name, namespace="crio-test", uid=uuid.uuid4().hex),
-        log_directory=str(daemon.base / "logs" / name),
-    )
-    pod_id = (
-        daemon.runtime().RunPodSandbox(pb.RunPodSandboxRequest(config=config), timeout=120).pod_sandbox_id
-    )
-    return str(pod_id), config
-
-
 def create(daemon: CrioProcess, pod: tuple[str, pb.PodSandboxConfig], name: str, image: str) -> str:
     request = pb.CreateContainerRequest(
         pod_sandbox_id=pod[0],
@@ -466,7 +454,7 @@ def test_create_container_rechecks_the_policy(daemon: CrioProcess, env: Env) -> 
     daemon.start()
     image = env.ref("unsigned/app:1")
     pull(daemon, image)
-    pod = run_pod(daemon)
+    pod = new_pod(daemon)
     write_policy(daemon.policy, [{"type": "reject"}])  # the policy changes after the pull
     assert "reject" in create_error(daemon, pod, "refused", image)
     write_policy(daemon.policy, [{"type": "insecureAcceptAnything"}])
@@ -497,7 +485,7 @@ def test_create_container_verifies_the_signatures_kept_at_pull(daemon: CrioProce
     # The registry and the lookaside forget the signatures: the store still has them.
     for path in store.rglob("signature-1"):
         path.unlink()
-    pod = run_pod(daemon)
+    pod = new_pod(daemon)
     assert create(daemon, pod, "gpg", signed)
     assert create(daemon, pod, "sigstore", attached)
     # Other keys now: the stored signatures no longer satisfy the policy.
