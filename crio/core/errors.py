@@ -10,10 +10,11 @@ from __future__ import annotations
 class CrioError(Exception):
     """Base class of every error crio reports to a client.
 
-    ``code`` names the gRPC status the interceptor answers with (``grpc.StatusCode`` member name).
+    ``code`` names the gRPC status the interceptor answers with (``grpc.StatusCode`` member name). A
+    subclass that names none is an unexpected failure: INTERNAL, never UNKNOWN.
     """
 
-    code = "UNKNOWN"
+    code = "INTERNAL"
 
 
 class InvalidArgument(CrioError):

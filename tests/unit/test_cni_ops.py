@@ -40,6 +40,16 @@ if me == "fhang" and command == "ADD":
 if (me == "ferr" and command == "ADD") or (me == "fdelerr" and command == "DEL"):
     print(json.dumps({"cniVersion": "1.0.0", "code": 11, "msg": "boom from " + me, "details": "more"}))
     sys.exit(1)
+if me == "fgone" and command == "DEL":
+    sys.stderr.write("running [iptables -t nat -D POSTROUTING -j CNI-0a1b]: exit status 1: "
+                     "iptables v1.8.9 (nf_tables): Chain 'CNI-0a1b' does not exist\n")
+    sys.exit(1)
+if me == "fonce" and command == "DEL":
+    marker = os.path.join(os.environ["FAKE_CNI_LOG"], "fonce-failed")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        print(json.dumps({"cniVersion": "1.0.0", "code": 999, "msg": "stopped half-way"}))
+        sys.exit(1)
 if me == "fstderr" and command == "ADD":
     sys.stderr.write("plain failure text\n")
     sys.exit(2)
@@ -58,7 +68,7 @@ else:
         "ips": [{"address": f"10.1.0.{last}/24", "interface": 0}],
     }))
 """
-PLUGINS = ("fa", "fb", "ferr", "fhang", "fdelerr", "fstderr", "fnoout", "loopback")
+PLUGINS = ("fa", "fb", "ferr", "fhang", "fdelerr", "fgone", "fonce", "fstderr", "fnoout", "loopback")
 
 
 class FakeCni:
@@ -252,10 +262,50 @@ def test_teardown_is_idempotent(fake: FakeCni) -> None:
 def test_teardown_failure_keeps_the_cache(fake: FakeCni) -> None:
     fake.conflist("fdelerr")
     run(cni.crio_network_setup(pod()))
-    with pytest.raises(CniPluginError, match="boom from fdelerr"):
+    fake.reset()
+    with pytest.raises(CniPluginError, match="boom from fdelerr") as info:
         run(cni.crio_network_teardown(pod()))
+    assert info.value.code == "INTERNAL"  # a plugin's failure is never UNKNOWN
+    assert fake.sequence() == ["DEL fdelerr", "DEL fdelerr", "DEL loopback"]  # retried once
     assert (fake.cache / "results" / "fake-pod1-eth0").exists()
     assert not (fake.cache / "results" / "cni-loopback-pod1-lo").exists()
+
+
+def test_del_that_fails_once_is_retried(fake: FakeCni) -> None:
+    fake.conflist("fa", "fonce")
+    run(cni.crio_network_setup(pod()))
+    fake.reset()
+    run(cni.crio_network_teardown(pod()))
+    assert fake.sequence() == ["DEL fonce", "DEL fonce", "DEL fa", "DEL loopback"]
+    assert fake.cached() == []
+
+
+def test_del_of_something_already_gone_counts_as_done(fake: FakeCni) -> None:
+    fake.conflist("fa", "fgone")
+    run(cni.crio_network_setup(pod()))
+    fake.reset()
+    run(cni.crio_network_teardown(pod()))
+    assert fake.sequence() == ["DEL fgone", "DEL fgone", "DEL fa", "DEL loopback"]
+    assert fake.cached() == []
+
+
+def test_already_gone_reads_the_plugin_message() -> None:
+    gone = [
+        "Chain 'CNI-0a1b' does not exist",
+        "iptables: Bad rule (does a matching rule exist in that chain?).",
+        "iptables: No chain/target/match by that name.",
+        'Cannot find device "veth1234"',
+    ]
+    for text in gone:
+        assert ops.already_gone(CniPluginError(f"CNI plugin x (DEL) failed: {text}", "x", 999, text))
+    assert ops.already_gone(CniPluginError("CNI plugin x (DEL) failed", "x", 999, "teardown", text))
+    for text in ("no IP addresses available in range set", "permission denied", ""):
+        assert not ops.already_gone(CniPluginError(f"CNI plugin x (DEL) failed: {text}", "x", 999, text))
+
+
+def test_missing_plugin_is_a_failed_precondition() -> None:
+    assert CniPluginNotFound("plugin 'x' not found", "x").code == "FAILED_PRECONDITION"
+    assert CniTimeout("x did not finish").code == "DEADLINE_EXCEEDED"
 
 
 def test_not_ready_without_network(fake: FakeCni) -> None:
@@ -306,6 +356,30 @@ def test_gc_deletes_stale_attachments_only(fake: FakeCni) -> None:
         "someone-elses-other-eth0",
     ]
     run(cni.crio_network_gc(["keep"]))  # the hook: nothing stale left
+
+
+def test_gc_keeps_the_entries_of_a_daemon_with_another_root(fake: FakeCni) -> None:
+    fake.conflist("fa", version="1.1.0")
+    cni.STATE.owner = cache.owner_for("/var/lib/crio-b")
+    try:
+        run(cni.crio_network_setup(pod("theirs")))
+        assert cache.read(fake.cache / "results" / "fake-theirs-eth0").owner == "crio:/var/lib/crio-b"  # type: ignore[union-attr]
+    finally:
+        cni.STATE.owner = cache.owner_for(cache.DEFAULT_ROOT)
+    run(cni.crio_network_setup(pod("mine")))
+    fake.reset()
+    report = run(cni.gc([]))  # this daemon has no pods left: only its own entries go
+    assert set(report.deleted) == {"mine"}
+    assert fake.cached() == ["cni-loopback-theirs-lo", "fake-theirs-eth0"]
+    gc_call = fake.calls()[-1]
+    assert gc_call["stdin"]["cni.dev/valid-attachments"] == [{"containerID": "theirs", "ifname": "eth0"}]
+
+
+def test_owner_tags_tell_roots_apart() -> None:
+    assert cache.owner_for("/var/lib/containers/storage") == "crio"
+    assert cache.owner_for("/var/lib/containers/storage/") == "crio"
+    assert cache.owner_for("") == "crio"
+    assert cache.owner_for("/tmp/a/../b/root") == "crio:/tmp/b/root"
 
 
 def test_parallel_pods(fake: FakeCni) -> None:

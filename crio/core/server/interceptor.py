@@ -41,8 +41,13 @@ def object_ids(request: Any) -> str:
 
 
 def status_code(error: CrioError) -> grpc.StatusCode:
-    """Map a core error to its gRPC status code."""
-    return getattr(grpc.StatusCode, error.code, grpc.StatusCode.UNKNOWN)
+    """Map a core error to its gRPC status code (INTERNAL when its code names none)."""
+    code = getattr(grpc.StatusCode, error.code, None)
+    return (
+        code
+        if isinstance(code, grpc.StatusCode) and code != grpc.StatusCode.UNKNOWN
+        else grpc.StatusCode.INTERNAL
+    )
 
 
 def _log_call(method: str, request: Any, started: float, code: grpc.StatusCode, message: str = "") -> None:

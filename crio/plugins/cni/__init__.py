@@ -7,8 +7,9 @@
   its own. Results go to libcni's cache (``/var/lib/cni/results``), which is what pod status reads.
 * Teardown: DEL of every cached attachment of the pod with the configuration it was set up with, even if
   the directory has changed since; a namespace that is already gone is tolerated. Idempotent.
-* CHECK on request, and GC of crio's attachments of pods that no longer exist (called at daemon start);
-  other runtimes' entries in the shared cache are never touched.
+* CHECK on request, and GC of this daemon's attachments of pods that no longer exist (called at daemon
+  start). Entries are tagged with their daemon (:func:`cache.owner_for` its graph root): other runtimes'
+  entries in the shared cache, and those of another crio with another root, are never touched.
 
 Capability arguments offered to plugins that declare them: ``portMappings`` (CRI port mappings with a
 host port), ``dns`` and ``cgroupPath``. Operations on one pod are serialized; different pods run in
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 class _State:
     readiness: Readiness = field(default_factory=Readiness)
     cache_dir: str = cache.DEFAULT_CACHE_DIR
+    owner: str = cache.OWNER
     locks: dict[str, tuple[asyncio.Lock, int]] = field(default_factory=dict)
 
 
@@ -123,12 +125,12 @@ async def _setup(request: PodNetworkRequest) -> PodNetworkResult:
         network = _require_network()
         rt = from_request(request, request.netns_path)
         loopback = _loopback_for(network)
-        dirs, cache_dir = _plugin_dirs(), STATE.cache_dir
+        dirs, cache_dir, owner = _plugin_dirs(), STATE.cache_dir, STATE.owner
         lo_rt = replace(rt, ifname=LOOPBACK_IFNAME, capability_args={})
         if loopback is not None:
-            await ops.add_network_list(loopback, lo_rt, dirs, cache_dir)
+            await ops.add_network_list(loopback, lo_rt, dirs, cache_dir, owner)
         try:
-            result = await ops.add_network_list(network, rt, dirs, cache_dir)
+            result = await ops.add_network_list(network, rt, dirs, cache_dir, owner)
         except BaseException:
             if loopback is not None:
                 await _quiet_delete(loopback, lo_rt, None)
@@ -248,16 +250,17 @@ class GcReport:
 
 
 async def gc(active_pod_ids: Sequence[str]) -> GcReport:
-    """Delete crio's cached attachments whose container is not an active pod.
+    """Delete this daemon's cached attachments whose container is not an active pod.
 
-    Only entries crio wrote (``"owner": "crio"``) are considered, whatever their network: other runtimes
-    share the cache directory. Then, for a spec 1.1.0+ network, the plugins get the GC command; the valid
-    attachments are the active pods' and every other runtime's cached attachment to that network.
+    Only entries this daemon wrote (owner tag :attr:`_State.owner`) are considered, whatever their network:
+    other runtimes, and other crio daemons with other roots, share the cache directory. Then, for a spec
+    1.1.0+ network, the plugins get the GC command; the valid attachments are the active pods' and every
+    cached attachment to that network that another daemon or runtime owns.
     """
     active = set(active_pod_ids)
     network = STATE.readiness.network()
     every = await asyncio.to_thread(cache.attachments, STATE.cache_dir)
-    stale = [a for a in every if a.owner == cache.OWNER and a.container_id not in active]
+    stale = [a for a in every if a.owner == STATE.owner and a.container_id not in active]
     deleted: list[str] = []
     failed: dict[str, str] = {}
     for attachment in stale:
@@ -273,7 +276,7 @@ async def gc(active_pod_ids: Sequence[str]) -> GcReport:
             valid = [(pod_id, IFNAME) for pod_id in sorted(active)] + [
                 (a.container_id, a.ifname)
                 for a in every
-                if a.owner != cache.OWNER and a.network_name == network.name
+                if a.owner != STATE.owner and a.network_name == network.name
             ]
             await ops.gc_plugins(network, valid, _plugin_dirs())
         except CniError as exc:
@@ -289,7 +292,9 @@ async def _gc_hook(active_pod_ids: Sequence[str]) -> None:
 
 @hookimpl
 def crio_configure(config: Config) -> None:
-    """Take the network directory, plugin directories and default network name from ``[crio.network]``."""
+    """Take the network directory, plugin directories and default network name from ``[crio.network]``,
+    and the owner tag of this daemon's cache entries from its graph root (``[crio] root``)."""
+    STATE.owner = cache.owner_for(str(config.get("crio.root")))
     STATE.readiness.configure(
         str(config.get("crio.network.network_dir")),
         tuple(config.get("crio.network.plugin_dirs")),

@@ -8,7 +8,8 @@ The file ``<network name>-<container id>-<ifname>`` holds::
 
 (``netns``, ``cniArgs``, ``capabilityArgs`` and ``result`` are left out when empty), so other libcni users
 on the node (podman, containerd, ``cnitool``) read crio's entries and crio reads theirs. crio adds one key
-libcni ignores, ``"owner": "crio"``, so that its GC never touches the attachments of other runtimes that
+libcni ignores, ``"owner"``, naming the daemon that wrote the entry (:func:`owner_for` its graph root), so
+that its GC never touches the attachments of other runtimes, or of another crio with another root, that
 share the directory (and possibly the network name). Synchronous file I/O: callers on the event loop run
 these functions in a worker thread.
 """
@@ -28,6 +29,8 @@ from typing import Any
 
 KIND = "cniCacheV1"
 OWNER = "crio"
+# The graph root of a daemon on its defaults ([crio] root); its entries carry the plain OWNER tag.
+DEFAULT_ROOT = "/var/lib/containers/storage"
 DEFAULT_CACHE_DIR = "/var/lib/cni"
 RESULTS = "results"
 
@@ -45,6 +48,17 @@ class Attachment:
     capability_args: Mapping[str, Any] = field(default_factory=dict)
     result: Mapping[str, Any] | None = None
     owner: str = ""
+
+
+def owner_for(root: str) -> str:
+    """The owner tag of the daemon whose graph root is ``root``.
+
+    ``crio`` for the default root (the tag every crio entry had before daemons were told apart, so a node's
+    existing entries stay its main daemon's), ``crio:<absolute root>`` for any other root. Two daemons
+    cannot share a root (the store is locked), so the tag tells daemons on one node apart.
+    """
+    path = os.path.normpath(os.path.abspath(root or DEFAULT_ROOT))
+    return OWNER if path == DEFAULT_ROOT else f"{OWNER}:{path}"
 
 
 def path_for(cache_dir: str | Path, network_name: str, container_id: str, ifname: str) -> Path:

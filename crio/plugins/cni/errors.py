@@ -6,9 +6,13 @@ from crio.core.errors import CrioError
 
 
 class CniError(CrioError):
-    """A CNI operation failed; the message names the network, the plugin and the command."""
+    """A CNI operation failed; the message names the network, the plugin and the command.
 
-    code = "UNKNOWN"
+    A plugin's failure is a failure of a host tool the runtime depends on: INTERNAL, with the plugin's own
+    words, never UNKNOWN.
+    """
+
+    code = "INTERNAL"
 
 
 class CniPluginError(CniError):
@@ -31,4 +35,7 @@ class CniTimeout(CniError):
 
 
 class CniPluginNotFound(CniPluginError):
-    """The plugin's binary is in none of the plugin directories (so it never ran)."""
+    """The plugin's binary is in none of the plugin directories (so it never ran): the node's network
+    configuration names a plugin it does not have."""
+
+    code = "FAILED_PRECONDITION"

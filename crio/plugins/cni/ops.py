@@ -6,6 +6,9 @@
 * DEL runs the plugins in reverse order with the cached result as ``prevResult`` (spec 0.4.0+). Unlike
   libcni it goes on after a failing plugin (DEL is idempotent, so the others still release what they
   hold) and raises the first error at the end; the cache entry is removed only when every plugin succeeded.
+  A plugin whose DEL fails is run once more (a plugin that stopped half-way finds less to do the second
+  time); if it fails again and its only complaint is that the thing it deletes does not exist (an iptables
+  chain someone else removed, say), the DEL counts as done: what it should remove is gone.
 * CHECK (spec 0.4.0+, not with ``disableCheck``) runs the plugins in order with the cached result.
 * GC deletes the cached attachments whose container is no longer valid, then (spec 1.1.0+) sends the
   plugins the GC command with the valid attachments.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,9 +32,23 @@ from crio.plugins.cni.runtimeconf import RuntimeConf
 
 log = logging.getLogger(__name__)
 
+# What plugins (and the iptables, ip and nft commands they run) say when the object to delete is gone.
+_ALREADY_GONE = re.compile(
+    r"does not exist|No chain/target/match by that name|does a matching rule exist|"
+    r"Cannot find device|no such (?:network interface|device|chain|rule)",
+    re.IGNORECASE,
+)
+
+
+def already_gone(error: CniPluginError) -> bool:
+    """Whether a failed DEL complains only that what it deletes does not exist."""
+    return bool(_ALREADY_GONE.search(error.msg or str(error))) or bool(
+        error.details and _ALREADY_GONE.search(error.details)
+    )
+
 
 def _attachment(
-    network: NetworkConfigList, rt: RuntimeConf, result: Mapping[str, Any] | None
+    network: NetworkConfigList, rt: RuntimeConf, result: Mapping[str, Any] | None, owner: str
 ) -> cache.Attachment:
     return cache.Attachment(
         container_id=rt.container_id,
@@ -41,14 +59,18 @@ def _attachment(
         cni_args=rt.args,
         capability_args=rt.capability_args,
         result=result,
-        owner=cache.OWNER,
+        owner=owner,
     )
 
 
 async def add_network_list(
-    network: NetworkConfigList, rt: RuntimeConf, plugin_dirs: Sequence[str], cache_dir: str | Path
+    network: NetworkConfigList,
+    rt: RuntimeConf,
+    plugin_dirs: Sequence[str],
+    cache_dir: str | Path,
+    owner: str = cache.OWNER,
 ) -> dict[str, Any]:
-    """Attach ``rt``'s container to ``network``; return the chain's result (also cached).
+    """Attach ``rt``'s container to ``network``; return the chain's result (also cached, tagged ``owner``).
 
     On failure nothing stays attached: DEL has run for the whole list. If that clean-up fails too, an
     entry without a result is cached so that a later teardown or GC retries the DEL.
@@ -60,11 +82,11 @@ async def add_network_list(
             attempted += 1
             result = await exec_plugin("ADD", plugin, network, rt, plugin_dirs, result)
         assert result is not None  # a list has at least one plugin
-        await asyncio.to_thread(cache.write, cache_dir, _attachment(network, rt, result))
+        await asyncio.to_thread(cache.write, cache_dir, _attachment(network, rt, result, owner))
     except (CniError, OSError, asyncio.CancelledError) as exc:
         if isinstance(exc, CniPluginNotFound):
             attempted -= 1  # never ran
-        note = await _clean_up_failed_add(network, rt, plugin_dirs, cache_dir, attempted)
+        note = await _clean_up_failed_add(network, rt, plugin_dirs, cache_dir, attempted, owner)
         if isinstance(exc, OSError):
             raise CniError(f"cannot cache the result of network {network.name!r}: {exc}{note}") from exc
         if note and isinstance(exc, CniError):
@@ -79,6 +101,7 @@ async def _clean_up_failed_add(
     plugin_dirs: Sequence[str],
     cache_dir: str | Path,
     attempted: int,
+    owner: str,
 ) -> str:
     """DEL, in reverse order, the plugins ADD ran (the failing one included) after a failed ADD.
 
@@ -89,7 +112,7 @@ async def _clean_up_failed_add(
         await _delete_plugins(network, rt, plugin_dirs, None, network.plugins[:attempted])
     except CniError as cleanup:
         log.warning("clean-up after the failed ADD of %s left resources: %s", rt.container_id, cleanup)
-        await asyncio.to_thread(cache.write, cache_dir, _attachment(network, rt, None))
+        await asyncio.to_thread(cache.write, cache_dir, _attachment(network, rt, None, owner))
         return f"; clean-up (DEL) failed too: {cleanup}"
     await asyncio.to_thread(cache.remove, cache_dir, network.name, rt.container_id, rt.ifname)
     return ""
@@ -106,13 +129,38 @@ async def _delete_plugins(
     errors: list[CniError] = []
     for plugin in reversed(network.plugins if plugins is None else plugins):
         try:
-            await exec_plugin("DEL", plugin, network, rt, plugin_dirs, prev_result)
+            await _delete_plugin(network, plugin, rt, plugin_dirs, prev_result)
         except CniError as exc:
             errors.append(exc)
     if len(errors) == 1:
         raise errors[0]
     if errors:
         raise CniPluginError("; ".join(str(e) for e in errors), "")
+
+
+async def _delete_plugin(
+    network: NetworkConfigList,
+    plugin: Mapping[str, Any],
+    rt: RuntimeConf,
+    plugin_dirs: Sequence[str],
+    prev_result: Mapping[str, Any] | None,
+) -> None:
+    """DEL one plugin, retried once after a plugin error; "already gone" after the retry counts as done."""
+    try:
+        await exec_plugin("DEL", plugin, network, rt, plugin_dirs, prev_result)
+        return
+    except CniPluginNotFound:
+        raise
+    except CniPluginError as first:
+        log.info("%s; retrying once", first)
+    try:
+        await exec_plugin("DEL", plugin, network, rt, plugin_dirs, prev_result)
+    except CniPluginNotFound:
+        raise
+    except CniPluginError as again:
+        if not already_gone(again):
+            raise
+        log.warning("%s; what it deletes is already gone, so the DEL counts as done", again)
 
 
 def _prev_result(network: NetworkConfigList, cached: Mapping[str, Any] | None) -> dict[str, Any] | None:
