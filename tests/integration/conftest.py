@@ -177,8 +177,10 @@ def crio_factory(tmp_path: Path) -> Iterator[CrioFactory]:
     yield make
     for daemon in built:
         daemon.stop()
-    # netns.create makes the namespace directory a shared mount point of its own (as `ip netns` does).
-    subprocess.run(["umount", "-l", str(tmp_path / "ns" / "netns")], capture_output=True, check=False)
+    # netns.create makes the namespace directories mount points of their own (as `ip netns` does), and
+    # skopeo, given crio's store, bind-mounts the overlay home onto itself and leaves it mounted.
+    for point in ("ns/netns", "ns/userns", "root/overlay"):
+        subprocess.run(["umount", "-l", str(tmp_path / point)], capture_output=True, check=False)
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from crio.core.api import api_pb2 as pb
+from tests.containers_tools import PODMAN, SKOPEO
 
 from .conftest import CrioFactory, CrioProcess
-from .test_storage_interop import PODMAN, SKOPEO, podman, run
+from .test_storage_interop import podman, tools
 
 pytestmark = [
     pytest.mark.integration,
@@ -34,7 +35,6 @@ def shared(crio_factory: CrioFactory, local_registry: str) -> Iterator[tuple[Cri
     """A daemon whose graph root and run root are ``base/graph`` and ``base/run`` (short, for podman)."""
     base = Path(tempfile.mkdtemp(prefix="crio-io-", dir="/tmp"))
     daemon = crio_factory(["--root", str(base / "graph"), "--runroot", str(base / "run")]).start()
-    (base / "graph" / "defaultNetworkBackend").write_text("netavark")
     yield daemon, base
     daemon.stop()
     # podman and skopeo bind-mount the overlay home onto itself and leave it mounted.
@@ -46,8 +46,8 @@ def shared(crio_factory: CrioFactory, local_registry: str) -> Iterator[tuple[Cri
 def test_skopeo_copy_into_the_store_is_seen_by_the_running_daemon(shared: tuple[CrioProcess, Path]) -> None:
     daemon, base = shared
     source = "docker://127.0.0.1:5000/e2e-test-images/busybox:1.29-2"
-    run([str(SKOPEO), "copy", "--src-tls-verify=false", source, storage_ref(base, "quay.io/interop/in:v1")])
-    config = run([str(SKOPEO), "inspect", "--tls-verify=false", "--config", "--raw", source]).stdout
+    tools(base).skopeo("copy", "--src-tls-verify=false", source, storage_ref(base, "quay.io/interop/in:v1"))
+    config = tools(base).skopeo("inspect", "--tls-verify=false", "--config", "--raw", source).stdout
     expected_id = hashlib.sha256(config.encode()).hexdigest()
     response = daemon.images().ImageStatus(
         pb.ImageStatusRequest(image=pb.ImageSpec(image="quay.io/interop/in:v1"))
@@ -67,7 +67,7 @@ def test_crio_pull_is_listed_by_podman_and_copied_out_by_skopeo(shared: tuple[Cr
     assert listed[image_id]["Size"] == size
     assert NGINX in listed[image_id]["Names"]
     out = base / "copied-out"
-    run([str(SKOPEO), "copy", storage_ref(base, NGINX), f"oci:{out}:x"])  # verifies every layer's diff digest
+    tools(base).skopeo("copy", storage_ref(base, NGINX), f"oci:{out}:x")  # verifies every layer's diff digest
     index = json.loads((out / "index.json").read_text())
     manifest_digest = index["manifests"][0]["digest"].split(":")[1]
     manifest = json.loads((out / "blobs" / "sha256" / manifest_digest).read_text())

@@ -51,6 +51,7 @@ from crio.plugins.image_transports import auth as authmod
 from crio.plugins.image_transports import client as clientmod
 from crio.plugins.image_transports.oci_layout import open_oci
 from crio.plugins.image_transports.registry import open_registry
+from tests.containers_tools import ContainersTools
 
 pytestmark = [
     pytest.mark.integration,
@@ -364,15 +365,8 @@ class Env:
 
 
 def skopeo(base: Path, *args: str) -> None:
-    policy = base / "policy.json"
-    policy.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
-    result = subprocess.run(
-        ["skopeo", "--policy", str(policy), "copy", "--quiet", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, f"skopeo copy {' '.join(args)}: {result.stderr}"
+    """``skopeo copy --quiet args`` with a private configuration under ``base``."""
+    ContainersTools(base / "skopeo-config").skopeo("copy", "--quiet", *args, timeout=120)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import subprocess
 import tarfile
 import uuid
 from pathlib import Path
@@ -16,6 +15,7 @@ import grpc
 import pytest
 
 from crio.core.api import api_pb2 as pb
+from tests.containers_tools import ContainersTools
 
 from .conftest import REGISTRY, CrioFactory, CrioProcess, bridge_conflist
 
@@ -290,8 +290,9 @@ def image_with_etc_symlink(layout: Path, target: str) -> str:
     """The busybox test image plus a top layer that turns /etc into a symlink to the host path ``target``
     (the CVE-2024-5154 image), as an OCI layout; returns its ``oci:`` reference."""
     source = f"docker://{REGISTRY}/e2e-test-images/busybox:1.29-2"
-    copy = ["skopeo", "copy", "--src-tls-verify=false", source, f"oci:{layout}:base"]
-    subprocess.run(copy, check=True, capture_output=True)
+    ContainersTools(layout.parent / "skopeo-config").skopeo(
+        "copy", "--src-tls-verify=false", source, f"oci:{layout}:base"
+    )
     index = json.loads((layout / "index.json").read_text())
     manifest = json.loads(_blob(layout, index["manifests"][0]["digest"]).read_bytes())
     config = json.loads(_blob(layout, manifest["config"]["digest"]).read_bytes())

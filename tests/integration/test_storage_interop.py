@@ -23,10 +23,9 @@ import pytest
 
 from crio.core.storage import records
 from crio.core.storage.store import Store
+from tests.containers_tools import PODMAN, SKOPEO, ContainersTools
 from tests.integration.test_storage_store import Entry, diff_id, make_tar, mountinfo_mentions, open_store
 
-PODMAN = shutil.which("podman")
-SKOPEO = shutil.which("skopeo")
 NAME = "localhost/crio-interop:test"
 
 pytestmark = [
@@ -36,23 +35,14 @@ pytestmark = [
 ]
 
 
-def run(argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run a host tool; fail the test with its output when it fails."""
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    assert result.returncode == 0, (
-        f"{' '.join(argv)} exited {result.returncode}:\n{result.stderr}{result.stdout}"
-    )
-    return result
+def tools(base: Path) -> ContainersTools:
+    """The test's own podman/skopeo configuration, under ``base/tools``."""
+    return ContainersTools(base / "tools")
 
 
 def podman(base: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """podman on the test's store, with its own tmpdir."""
-    tmpdir = base / "podman-tmp"
-    tmpdir.mkdir(exist_ok=True)
-    argv = [str(PODMAN), "--root", str(base / "graph"), "--runroot", str(base / "run")]
-    argv += ["--storage-driver", "overlay", "--tmpdir", str(tmpdir), "--events-backend", "file"]
-    argv += ["--cgroup-manager", "cgroupfs", *args]
-    return run(argv, timeout)
+    """podman on the test's store (``base/graph`` + ``base/run``) with the test's configuration."""
+    return tools(base).podman(base / "graph", base / "run", *args, timeout=timeout)
 
 
 def layer_mounts(base: Path) -> list[str]:
@@ -211,7 +201,6 @@ def crio_image(base: Path) -> tuple[Store, str, list[bytes]]:
     store = open_store(base, "overlay")
     blobs = [busybox_layer(), top_layer()]
     image_id = store_image(store, blobs, [NAME])
-    (base / "graph/defaultNetworkBackend").write_text("netavark")
     return store, image_id, blobs
 
 
@@ -235,6 +224,7 @@ def test_podman_runs_crio_image(base: Path, crio_image: tuple[Store, str, list[b
         base,
         "run",
         "--rm",
+        "--pull=never",
         "--network",
         "none",
         "--ulimit",
@@ -257,10 +247,7 @@ def test_podman_runs_crio_image(base: Path, crio_image: tuple[Store, str, list[b
 def test_skopeo_copies_crio_image_out(base: Path, crio_image: tuple[Store, str, list[bytes]]) -> None:
     _, image_id, blobs = crio_image
     out = base / "out"
-    run(
-        [str(SKOPEO), "--insecure-policy", "copy", storage_ref(base, NAME), f"oci:{out}:copied"],
-        timeout=300,
-    )
+    tools(base).skopeo("copy", storage_ref(base, NAME), f"oci:{out}:copied", timeout=300)
     config = read_oci_layout(out)
     assert config["rootfs"]["diff_ids"] == [diff_id(b) for b in blobs], (
         "tar-split reassembly gives our digests"
@@ -275,16 +262,7 @@ def test_skopeo_copies_into_crio_store(base: Path) -> None:
     lower = make_tar([Entry("data", None), Entry("data/from-skopeo", b"hello from skopeo\n")])
     top = make_tar([Entry("data", None), Entry("data/.wh.from-skopeo", b""), Entry("data/second", b"2\n")])
     image_id = write_oci_layout(layout, [lower, top], "v1")
-    run(
-        [
-            str(SKOPEO),
-            "--insecure-policy",
-            "copy",
-            f"oci:{layout}:v1",
-            storage_ref(base, "localhost/skopeo:v1"),
-        ],
-        timeout=300,
-    )
+    tools(base).skopeo("copy", f"oci:{layout}:v1", storage_ref(base, "localhost/skopeo:v1"), timeout=300)
 
     fresh = open_store(base, "overlay")
     image = fresh.image("localhost/skopeo:v1")

@@ -16,7 +16,6 @@ import http.server
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 import urllib.request
@@ -31,6 +30,7 @@ import pytest
 from crio.core.api import api_pb2 as pb
 from crio.core.images.reference import parse_docker_reference
 from tests import trustkit
+from tests.containers_tools import ContainersTools
 
 from .conftest import CrioFactory, CrioProcess, bridge_conflist
 from .test_containers import new_pod
@@ -48,26 +48,17 @@ REJECT = {"default": [{"type": "reject"}]}
 def skopeo_copy(
     base: Path, source: str, dest: str, *extra: str, policy: dict[str, Any] | None = None
 ) -> None:
-    policy_file = base / "skopeo-policy.json"
-    policy_file.write_text(json.dumps(policy or ACCEPT_ANYTHING))
-    result = subprocess.run(
-        [
-            "skopeo",
-            "--policy",
-            str(policy_file),
-            "copy",
-            "--quiet",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            *extra,
-            source,
-            dest,
-        ],
-        capture_output=True,
-        text=True,
+    tools = ContainersTools(base / "skopeo-config", policy or ACCEPT_ANYTHING)
+    tools.skopeo(
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        *extra,
+        source,
+        dest,
         timeout=180,
     )
-    assert result.returncode == 0, f"skopeo copy {source} {dest}: {result.stderr}"
 
 
 def manifest_digest(host: str, repo: str, tag: str) -> str:
