@@ -9,8 +9,9 @@ ttrpc sockets, the CNI conflist directory and the registry ``hosts.toml`` files.
   ``overlayfs``;
 * CNI: Debian's plugins in ``/usr/lib/cni`` and a private conf_dir holding a bridge + host-local + portmap
   conflist (see :func:`bridge_conflist`, the same shape crio's benchmarks use) on the bridge ``ctrbench0`` and
-  10.77.0.0/16, so it never meets crio's networks (cni0/crio0 10.88/16, criotest0 10.89/16); the loopback
-  interface comes from containerd's built-in ``loopback`` network, as crio adds its own;
+  10.77.0.0/16, so it never meets the other networks (podman's cni0 10.88/16, crio's crio0 10.85/16, the
+  tests' criotest0 10.89/16); the loopback interface comes from containerd's built-in ``loopback`` network,
+  as crio adds its own;
 * registry: ``config_path`` with one ``hosts.toml`` per registry host sending ``registry.k8s.io`` (and the
   other names tests/testdata/registries.conf maps) to ``http://127.0.0.1:5000`` — the older
   ``registry.mirrors`` table falls back to the real upstream host, unreachable here;

@@ -2,11 +2,12 @@
 
 Both get the same content: runc (/usr/sbin/runc, under conmon for crio, under containerd-shim-runc-v2 for
 containerd), a bridge + host-local + portmap conflist of the same shape (crio: ``criobench0``
-10.78.0.0/16; containerd: ``ctrbench0`` 10.77.0.0/16 — neither meets the tests' cni0/crio0/criotest0),
-host-local allocations in the scratch directory, Debian's plugins from /usr/lib/cni, and the same images
-from the local registry: crio's pause image is set to ``registry.k8s.io/pause:3.9`` and pulled from the
-registry (replacing the offline-built one of that name), as containerd's ``sandbox_image`` is. Pods go to a
-cgroup parent per runtime (``/crio-bench-crio``, ``/crio-bench-containerd``; cgroupfs).
+10.78.0.0/16; containerd: ``ctrbench0`` 10.77.0.0/16 — neither meets podman's cni0, crio's crio0 or the
+tests' criotest0), host-local allocations in the scratch directory, Debian's plugins from /usr/lib/cni,
+and the same images from the local registry: crio's pause image is set to ``registry.k8s.io/pause:3.9``
+and pulled from the registry (replacing the offline-built one of that name), as containerd's
+``sandbox_image`` is. Pods go to a cgroup parent per runtime (``/crio-bench-crio``,
+``/crio-bench-containerd``; cgroupfs).
 
 On exit everything is stopped and removed through CRI, then checked: no monitor process (conmon /
 shim), no veth on the benchmark bridges, no network namespace, no IPAM allocation, no cgroup left; the

@@ -64,10 +64,9 @@ if [[ -z $GO && -x /usr/local/go/bin/go ]]; then
 fi
 if [[ -z $GO ]]; then
     log "no Go found; installing Debian's golang-go"
-    export DEBIAN_FRONTEND=noninteractive
-    apt_install=(apt-get install -y -qq --no-install-recommends golang-go ca-certificates)
-    "${apt_install[@]}" >/dev/null 2>&1 || { apt-get update -qq && "${apt_install[@]}" >/dev/null; } ||
-        die "cannot install golang-go"
+    # shellcheck source=hack/lib/apt.sh
+    source "$REPO_ROOT/hack/lib/apt.sh"
+    apt_install golang-go ca-certificates || die "cannot install golang-go"
     GO=$(command -v go || true)
     [[ -n $GO ]] || die "golang-go installed but 'go' is still not on PATH"
 fi

@@ -15,6 +15,9 @@
 #   pid and log files).
 set -euo pipefail
 
+# shellcheck source=hack/lib/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
+
 readonly REGISTRY_ADDR=${REGISTRY_ADDR:-127.0.0.1:5000}
 readonly REGISTRY_STORAGE=${REGISTRY_STORAGE:-/var/lib/crio-test-registry}
 readonly REGISTRY_STATE=${REGISTRY_STATE:-/run/crio-test-registry}
@@ -44,22 +47,9 @@ running_pid() {
 }
 
 ensure_installed() {
-    local policy_added=0
     command -v docker-registry >/dev/null && command -v curl >/dev/null && return 0
-    ((EUID == 0)) || die "docker-registry is not installed; run as root to install it"
-    log "installing docker-registry and curl (apt)"
-    # The package's postinst would start its own service (with the shipped htpasswd config) on :5000; a
-    # policy-rc.d answering 101 forbids that (one already there is kept).
-    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-        chmod 755 /usr/sbin/policy-rc.d
-        policy_added=1
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq --no-install-recommends docker-registry curl >/dev/null 2>&1 ||
-        { apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-registry curl >/dev/null; }
-    ((policy_added)) && rm -f /usr/sbin/policy-rc.d
-    return 0
+    # apt_install keeps the package from starting its own service (with the shipped htpasswd config) on :5000.
+    apt_install docker-registry curl || die "cannot install docker-registry and curl"
 }
 
 write_config() {

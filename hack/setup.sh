@@ -34,6 +34,8 @@ TEST_DEBIAN_PACKAGES=(
     curl
     iproute2
     util-linux
+    # sysctl (hack/host-network-setup.sh) and pgrep (tests)
+    procps
     busybox
     # The trust tests make GPG keys and simple-signing signatures.
     gnupg
@@ -41,12 +43,11 @@ TEST_DEBIAN_PACKAGES=(
 readonly MIN_PYTHON=3.11
 readonly EXTRAS=seccomp,apparmor,selinux
 readonly TEST_PLUGIN=tests/plugins/crio-hello-plugin
-# apt lists younger than this are fresh enough to install from without `apt-get update`.
-readonly APT_LISTS_MAX_AGE_MIN=60
-readonly APT_UPDATE_STAMP=/var/lib/apt/periodic/update-success-stamp
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO_ROOT"
+# shellcheck source=hack/lib/apt.sh
+source "$REPO_ROOT/hack/lib/apt.sh"
 
 with_test=0
 force=0
@@ -88,32 +89,11 @@ fi
 
 # --- 1. Debian packages ------------------------------------------------------------------------------
 ((with_test)) && DEBIAN_PACKAGES+=("${TEST_DEBIAN_PACKAGES[@]}")
-missing=()
-for pkg in "${DEBIAN_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$pkg")
-done
+mapfile -t missing < <(apt_missing "${DEBIAN_PACKAGES[@]}")
 if ((${#missing[@]} == 0)); then
     step "Debian packages: all ${#DEBIAN_PACKAGES[@]} installed"
 else
-    ((EUID == 0)) || die "Debian packages missing (${missing[*]}); run as root"
-    export DEBIAN_FRONTEND=noninteractive
-    # apt gives list files the server's timestamps, so also keep our own stamp of the last update.
-    if [[ -n $(find "$APT_UPDATE_STAMP" /var/lib/apt/lists -maxdepth 1 \( -name "${APT_UPDATE_STAMP##*/}" \
-        -o -name '*Packages*' -o -name '*Release' \) -mmin "-$APT_LISTS_MAX_AGE_MIN" -print -quit 2>/dev/null) ]]; then
-        step "apt-get update: skipped (package lists younger than $APT_LISTS_MAX_AGE_MIN min)"
-    else
-        step "apt-get update"
-        # A third-party source that cannot be reached must not stop the set-up; the install below
-        # fails clearly if a package we need is really unavailable.
-        if apt-get update -qq >"$LOG" 2>&1; then
-            mkdir -p "${APT_UPDATE_STAMP%/*}" && touch "$APT_UPDATE_STAMP"
-        else
-            grep -E '^(E|W):' "$LOG" >&2 || true
-            step "warning: apt-get update reported errors (above); continuing"
-        fi
-    fi
-    step "apt-get install ${missing[*]}"
-    quiet apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    apt_install "${missing[@]}" || die "cannot install the Debian packages ${missing[*]}"
 fi
 
 # --- 2. Python and the virtualenv --------------------------------------------------------------------
@@ -176,14 +156,39 @@ else
 fi
 
 # --- 4. Default pod network ---------------------------------------------------------------------------
-# A bridge + host-local + portmap network (and loopback) for Debian's CNI plugins, unless one exists.
+# crio's default network (contrib/cni: bridge crio0 on 10.85.0.0/16 with host-local and portmap, and the
+# loopback plugin) goes into /etc/cni/net.d unless the node has a network configuration of its own there.
+# Files that packages ship do not count (podman's 87-podman-bridge.conflist is podman's default network,
+# on 10.88.0.0/16, and sorts after crio's), so the outcome does not depend on which package came first.
+# A copy of our own earlier default, which shared podman's 10.88.0.0/16, is replaced; an edited one is kept.
 CNI_CONF_DIR=/etc/cni/net.d
-if compgen -G "$CNI_CONF_DIR/*.conf*" >/dev/null || compgen -G "$CNI_CONF_DIR/*.json" >/dev/null; then
-    step "CNI: $CNI_CONF_DIR already has a network configuration"
+CNI_OURS=(10-crio-bridge.conflist 99-loopback.conf)
+CNI_PACKAGED=(87-podman-bridge.conflist)
+cni_foreign=()
+for file in "$CNI_CONF_DIR"/*.conf "$CNI_CONF_DIR"/*.conflist "$CNI_CONF_DIR"/*.json; do
+    [[ -f $file ]] || continue
+    name=${file##*/}
+    [[ " ${CNI_OURS[*]} ${CNI_PACKAGED[*]} " == *" $name "* ]] || cni_foreign+=("$name")
+done
+# earlier_default FILE: true for the bridge conflist an earlier version of this script installed.
+earlier_default() { grep -q '"bridge": "crio0"' "$1" && grep -q '"subnet": "10.88.0.0/16"' "$1"; }
+if ((${#cni_foreign[@]} > 0)); then
+    step "CNI: $CNI_CONF_DIR has the node's own network configuration (${cni_foreign[*]}); not adding crio's"
 elif ((EUID == 0)); then
     install -d -m 0755 "$CNI_CONF_DIR"
-    install -m 0644 contrib/cni/10-crio-bridge.conflist contrib/cni/99-loopback.conf "$CNI_CONF_DIR/"
-    step "CNI: installed the default bridge network into $CNI_CONF_DIR"
+    installed=()
+    for name in "${CNI_OURS[@]}"; do
+        target=$CNI_CONF_DIR/$name
+        if [[ ! -e $target ]] || { [[ $name == 10-crio-bridge.conflist ]] && earlier_default "$target"; }; then
+            install -m 0644 "contrib/cni/$name" "$target"
+            installed+=("$name")
+        fi
+    done
+    if ((${#installed[@]} > 0)); then
+        step "CNI: installed crio's default network (${installed[*]}, 10.85.0.0/16) into $CNI_CONF_DIR"
+    else
+        step "CNI: crio's default network is in $CNI_CONF_DIR"
+    fi
 fi
 
 # --- 5. CRI tools (crictl, critest) ------------------------------------------------------------------

@@ -42,6 +42,8 @@ PACKAGES=(
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 readonly REPO_ROOT
+# shellcheck source=hack/lib/apt.sh
+source "$REPO_ROOT/hack/lib/apt.sh"
 readonly SCRIPT=$REPO_ROOT/hack/images/build.sh
 readonly OUT=$REPO_ROOT/_output/images
 readonly WORK=$OUT/.work
@@ -92,27 +94,7 @@ quiet() {
 
 # --- packages -------------------------------------------------------------------------------------------
 install_packages() {
-    local missing=() pkg policy_added=0
-    for pkg in "${PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$pkg")
-    done
-    ((${#missing[@]} == 0)) && return 0
-    ((EUID == 0)) || die "Debian packages missing (${missing[*]}); run as root"
-    log "apt-get install ${missing[*]}"
-    # nginx-light, redis-server and docker-registry would start their services from postinst; this kit only
-    # needs their files. A policy-rc.d answering 101 forbids the starts (kept if one is already there).
-    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-        chmod 755 /usr/sbin/policy-rc.d
-        policy_added=1
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$QLOG" 2>&1; then
-        quiet apt-get update -qq
-        quiet apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    fi
-    ((policy_added)) && rm -f /usr/sbin/policy-rc.d
-    return 0
+    apt_install "${PACKAGES[@]}" || die "cannot install the Debian packages this kit needs"
 }
 
 # --- generic helpers ------------------------------------------------------------------------------------
@@ -879,6 +861,8 @@ fi
 start_time=$SECONDS
 ((EUID == 0)) || die "run as root (apt-get, and the nnp image needs a setuid-root file owned by root)"
 install_packages
+# shellcheck source=hack/lib/skopeo.sh
+source "$REPO_ROOT/hack/lib/skopeo.sh"
 mkdir -p "$OUT" "$WORK"
 # One build at a time per work tree (a second caller waits).
 exec 9>"$OUT/.lock"

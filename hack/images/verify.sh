@@ -120,6 +120,8 @@ die() {
 for tool in skopeo umoci jq curl zstd unshare chroot setpriv ipcmk redis-cli busybox; do
     command -v "$tool" >/dev/null || die "$tool is missing; run hack/images/build.sh first (it installs it)"
 done
+# shellcheck source=hack/lib/skopeo.sh
+source "$REPO_ROOT/hack/lib/skopeo.sh"
 curl -sf -o /dev/null "http://$REGISTRY/v2/" || die "no registry on $REGISTRY; run hack/registry.sh start"
 [[ -r $TSV ]] || die "$TSV is missing; run hack/images/build.sh"
 
