@@ -43,6 +43,10 @@ async def reopen_log(container: ContainerBundle) -> None:
     if not container.log_path:
         return
     log_path = Path(container.log_path)
+    if container.exit_file.exists():
+        # The container has exited; its monitor may still hold the FIFO open for a moment, but it will
+        # never reopen the log again.
+        raise errors.FailedPrecondition(f"container {container.id} has exited; its log is not reopened")
     fd = inotify.init()
     try:
         try:
