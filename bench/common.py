@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -356,11 +356,20 @@ class Measured:
     cpu_seconds: float = 0.0  # user + system time of the child and its waited-for descendants
 
 
-def run_measured(argv: Sequence[str], timeout: float = 1800.0) -> Measured:
-    """Run ``argv`` to completion; wall-clock time and ``ru_maxrss`` of exactly that child (``wait4``)."""
+def run_measured(
+    argv: Sequence[str], timeout: float = 1800.0, env: Mapping[str, str] | None = None
+) -> Measured:
+    """Run ``argv`` to completion (in ``env`` when given); wall-clock time and ``ru_maxrss`` of exactly that
+    child (``wait4``)."""
     started = time.monotonic()
     with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=None if env is None else dict(env),
+        )
         deadline = started + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)

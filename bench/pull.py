@@ -43,6 +43,7 @@ from bench.common import (
     status_kib,
     wait_for_quiet,
 )
+from tests.containers_tools import ContainersTools
 
 DEFAULT_IMAGE = "quay.io/crio-test/multilayer:latest"
 PUBLIC_PREFIX = "quay.io/crio-test/"
@@ -108,16 +109,15 @@ def skopeo_run(scratch: Path, repo: str, tag: str, image: str, quiet: float) -> 
     drop_dirty_pages()
     before = wait_for_quiet(quiet)
     self_cpu = _self_cpu()
+    tools = ContainersTools(scratch / "skopeo-config")  # nothing of the host's /etc/containers applies
+    argv = tools.skopeo_argv(
+        "copy",
+        "--src-tls-verify=false",
+        f"docker://{registry.REGISTRY}/{repo}:{tag}",
+        f"containers-storage:[overlay@{graph}+{run}]{image}",
+    )
     with BusyMeter() as meter:
-        measured = run_measured(
-            [
-                "skopeo",
-                "copy",
-                "--src-tls-verify=false",
-                f"docker://{registry.REGISTRY}/{repo}:{tag}",
-                f"containers-storage:[overlay@{graph}+{run}]{image}",
-            ]
-        )
+        measured = run_measured(argv, env=tools.env())
     if measured.returncode != 0:
         raise RuntimeError(f"skopeo copy failed ({measured.returncode}):\n{measured.output}")
     remove_tree(store)  # unmounts graph/overlay if skopeo left its private bind mount
