@@ -48,6 +48,8 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO_ROOT"
 # shellcheck source=hack/lib/apt.sh
 source "$REPO_ROOT/hack/lib/apt.sh"
+# shellcheck source=hack/lib/cni-default.sh
+source "$REPO_ROOT/hack/lib/cni-default.sh"
 
 with_test=0
 force=0
@@ -156,39 +158,10 @@ else
 fi
 
 # --- 4. Default pod network ---------------------------------------------------------------------------
-# crio's default network (contrib/cni: bridge crio0 on 10.85.0.0/16 with host-local and portmap, and the
-# loopback plugin) goes into /etc/cni/net.d unless the node has a network configuration of its own there.
-# Files that packages ship do not count (podman's 87-podman-bridge.conflist is podman's default network,
-# on 10.88.0.0/16, and sorts after crio's), so the outcome does not depend on which package came first.
-# A copy of our own earlier default, which shared podman's 10.88.0.0/16, is replaced; an edited one is kept.
-CNI_CONF_DIR=/etc/cni/net.d
-CNI_OURS=(10-crio-bridge.conflist 99-loopback.conf)
-CNI_PACKAGED=(87-podman-bridge.conflist)
-cni_foreign=()
-for file in "$CNI_CONF_DIR"/*.conf "$CNI_CONF_DIR"/*.conflist "$CNI_CONF_DIR"/*.json; do
-    [[ -f $file ]] || continue
-    name=${file##*/}
-    [[ " ${CNI_OURS[*]} ${CNI_PACKAGED[*]} " == *" $name "* ]] || cni_foreign+=("$name")
-done
-# earlier_default FILE: true for the bridge conflist an earlier version of this script installed.
-earlier_default() { grep -q '"bridge": "crio0"' "$1" && grep -q '"subnet": "10.88.0.0/16"' "$1"; }
-if ((${#cni_foreign[@]} > 0)); then
-    step "CNI: $CNI_CONF_DIR has the node's own network configuration (${cni_foreign[*]}); not adding crio's"
-elif ((EUID == 0)); then
-    install -d -m 0755 "$CNI_CONF_DIR"
-    installed=()
-    for name in "${CNI_OURS[@]}"; do
-        target=$CNI_CONF_DIR/$name
-        if [[ ! -e $target ]] || { [[ $name == 10-crio-bridge.conflist ]] && earlier_default "$target"; }; then
-            install -m 0644 "contrib/cni/$name" "$target"
-            installed+=("$name")
-        fi
-    done
-    if ((${#installed[@]} > 0)); then
-        step "CNI: installed crio's default network (${installed[*]}, 10.85.0.0/16) into $CNI_CONF_DIR"
-    else
-        step "CNI: crio's default network is in $CNI_CONF_DIR"
-    fi
+# crio's default network (contrib/cni: crio0 on 10.85.0.0/16) into /etc/cni/net.d unless the node has one of
+# its own there; podman's packaged default does not count (hack/lib/cni-default.sh).
+if ((EUID == 0)); then
+    step "$(cni_default_network /etc/cni/net.d "$REPO_ROOT/contrib/cni")"
 fi
 
 # --- 5. CRI tools (crictl, critest) ------------------------------------------------------------------
