@@ -24,6 +24,7 @@ from crio.core.images import imageconfig
 from crio.core.images.imagetrust import ImageTrust
 from crio.core.images.pause import ensure_pause_image
 from crio.core.images.service import ImageService
+from crio.core.journal import Journal
 from crio.core.plugins import PluginManager
 from crio.core.runtime_calls import RuntimeCalls
 from crio.core.runtime_info import RuntimeInfo
@@ -49,6 +50,8 @@ GRACE_PERIOD = 3.0
 GIL_SWITCH_INTERVAL = 0.001
 # Seconds each plugin's shutdown hook may take.
 PLUGIN_SHUTDOWN_TIMEOUT = 1.0
+# The journal of intent of pod and container operations, under the graph root (crio.core.journal).
+JOURNAL_DIRECTORY = "crio-journal"
 
 
 class Daemon:
@@ -101,9 +104,10 @@ class Daemon:
         log.info("storage: driver %s, graph root %s", driver, store.graphroot)
         await ensure_pause_image(self.images, str(self.config.get("crio.image.pause_image")))
         runtime = RuntimeCalls(self.config, self.plugins)
-        self.pods = SandboxManager(self.config, self.access, self.plugins, self.images, runtime)
+        journal = Journal(store.graphroot / JOURNAL_DIRECTORY)
+        self.pods = SandboxManager(self.config, self.access, self.plugins, self.images, runtime, journal)
         self.containers = ContainerManager(
-            self.config, self.access, self.plugins, self.images, self.pods, runtime
+            self.config, self.access, self.plugins, self.images, self.pods, runtime, journal
         )
         self.pods.members = self.containers
         self.streaming = StreamingService(self.config, self.containers, self.pods, runtime)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from crio.core.config import Config
-from crio.core.errors import InvalidArgument, NotFound, Unimplemented
+from crio.core.errors import InvalidArgument, NotFound, Unavailable, Unimplemented
 from crio.core.plugins import PluginManager
 from crio.core.types import ContainerBundle, ContainerRuntimeState, ExecResult, RuntimeHandler, StdioSession
 
@@ -94,8 +94,14 @@ class RuntimeCalls:
     async def wait(
         self, name: str, container: ContainerBundle, timeout: float
     ) -> ContainerRuntimeState | None:
-        """Wait until the container stops, at most ``timeout`` seconds; None on timeout."""
+        """Wait until the container stops, at most ``timeout`` seconds; None on timeout.
+
+        When the handler reports that the container's monitor is gone without recording an exit (Unavailable:
+        nobody will notify), the runtime's own state is polled instead, so a container whose monitor died
+        can still be stopped and removed.
+        """
         handler = self.handler(name)
+        deadline = asyncio.get_running_loop().time() + timeout
         hook = getattr(self.plugins.hook, "crio_runtime_wait", None)
         pending = hook(handler=handler, container=container) if hook is not None else None
         if pending is not None:
@@ -104,7 +110,8 @@ class RuntimeCalls:
                 return result
             except TimeoutError:
                 return None
-        deadline = asyncio.get_running_loop().time() + timeout
+            except Unavailable as exc:
+                log.warning("%s; asking the runtime for its state instead", exc)
         delay = _POLL_START
         while True:
             state = await self.state(name, container)

@@ -2,7 +2,13 @@
 
 A container is a containers/storage container on its image, with its OCI spec in its ContainerDirectory and
 ContainerRunDirectory, run by the pod's runtime handler under a monitor. Exits are noticed without polling
-(the handler's wait hook) and every state change is persisted atomically in ``container.json``.
+(the handler's wait hook) and every state change is persisted atomically in ``container.json`` before memory
+changes.
+
+Creations and removals are journaled (:mod:`crio.core.journal`, operations ``create_container`` and
+``remove_container``): after a crash the restart purges such a container (undoes the creation, finishes the
+removal) with :meth:`ContainerManager._purge`, the routine a removal uses; a container whose pod is gone is
+purged too.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import os
 import signal
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +42,7 @@ from crio.core.containers.model import (
 from crio.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from crio.core.idindex import by_id_or_prefix
 from crio.core.images.service import ImageService
+from crio.core.journal import Entry, Intent, Journal
 from crio.core.plugins import PluginManager
 from crio.core.runtime_calls import RuntimeCalls
 from crio.core.sandbox.manager import SandboxManager
@@ -46,6 +54,10 @@ from crio.core.storeaccess import StoreAccess
 from crio.core.types import ContainerBundle, ContainerRuntimeState, ExecResult
 
 log = logging.getLogger(__name__)
+
+# Journal operations of containers, and the steps of a creation (recorded before each is attempted).
+OP_CREATE, OP_REMOVE = "create_container", "remove_container"
+STEP_STORAGE, STEP_RUNTIME = "storage", "runtime"
 
 
 def storage_name(container_config: Mapping[str, Any], pod: Sandbox) -> str:
@@ -98,6 +110,7 @@ class ContainerManager:
         images: ImageService,
         pods: SandboxManager,
         runtime: RuntimeCalls,
+        journal: Journal,
     ) -> None:
         self.config = config
         self.access = access
@@ -106,6 +119,7 @@ class ContainerManager:
         self.images = images
         self.pods = pods
         self.runtime = runtime
+        self.journal = journal
         self.containers: dict[str, Container] = {}
         self.names: dict[str, str] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
@@ -181,19 +195,29 @@ class ContainerManager:
         container_id = random_id()
         self.names[name] = container_id
         try:
-            async with CleanupStack(f"CreateContainer {name}") as undo:
-                container = await self._create(
-                    undo, container_id, name, pod, config, image, found, log_path, volumes
-                )
+            intent = await self.journal.begin(
+                OP_CREATE, container_id, name=name, pod_id=pod.id, handler=pod.runtime_handler
+            )
         except BaseException:
             self.names.pop(name, None)
             raise
+        try:
+            async with CleanupStack(f"CreateContainer {name}") as undo:
+                container = await self._create(
+                    undo, intent, container_id, name, pod, config, image, found, log_path, volumes
+                )
+        except BaseException:
+            self.names.pop(name, None)
+            await asyncio.shield(intent.end())  # undone in process by the cleanup stack
+            raise
+        await intent.end()
         log.info("container %s (%s) created in pod %s", container_id, name, pod.id)
         return container.id
 
     async def _create(
         self,
         undo: CleanupStack,
+        intent: Intent,
         container_id: str,
         name: str,
         pod: Sandbox,
@@ -216,6 +240,7 @@ class ContainerManager:
                 "mountlabel": "",
             }
         )
+        await intent.step(STEP_STORAGE)
         await self.access.call(
             self.store.create_container,
             container_id,
@@ -265,6 +290,7 @@ class ContainerManager:
             image_volumes=[v.to_dict() for v in mounted],
         )
         bundle = self._bundle(container, rundir)
+        await intent.step(STEP_RUNTIME, rundir=str(rundir), log_path=log_path)
         state = await self.runtime.create(pod.runtime_handler, bundle)
         undo.push("runtime container", lambda: self.runtime.destroy(pod.runtime_handler, bundle))
         container.pid = state.pid
@@ -303,6 +329,12 @@ class ContainerManager:
         directory = await self.access.call(self.store.container_directory, container.id)
         await asyncio.to_thread(atomic_write, Container.state_path(directory), container.to_json())
 
+    async def _commit(self, container: Container, **changes: Any) -> None:
+        """Persist the container with ``changes``, then apply them in memory (disk first, memory second)."""
+        await self._persist(replace(container, **changes))
+        for key, value in changes.items():
+            setattr(container, key, value)
+
     # ------------------------------------------------------------------------------------- start / stop
 
     async def start(self, container_id: str) -> None:
@@ -314,9 +346,7 @@ class ContainerManager:
             bundle = await self.bundle_of(container)
             started_at = time.time_ns()
             await self.runtime.start(container.runtime_handler, bundle)
-            container.state = RUNNING
-            container.started_at = started_at
-            await self._persist(container)
+            await self._commit(container, state=RUNNING, started_at=started_at)
         self._watch(container)
 
     def _watch(self, container: Container) -> None:
@@ -341,15 +371,15 @@ class ContainerManager:
     async def _record_exit(self, container: Container, state: ContainerRuntimeState) -> None:
         if container.state == EXITED or container.id not in self.containers:
             return
-        container.state = EXITED
-        container.exit_code = state.exit_code if state.exit_code is not None else -1
-        container.finished_at = max(state.finished_at or time.time_ns(), container.started_at)
+        exit_code = state.exit_code if state.exit_code is not None else -1
+        reason = REASON_COMPLETED if exit_code == 0 else REASON_ERROR
         if state.oom_killed:
-            container.reason = REASON_OOM
-        else:
-            container.reason = REASON_COMPLETED if container.exit_code == 0 else REASON_ERROR
+            reason = REASON_OOM
+        finished_at = max(state.finished_at or time.time_ns(), container.started_at)
+        await self._commit(
+            container, state=EXITED, exit_code=exit_code, finished_at=finished_at, reason=reason
+        )
         log.info("container %s exited with %d (%s)", container.id, container.exit_code, container.reason)
-        await self._persist(container)
 
     async def stop(self, container_id: str, timeout: float) -> None:
         """Stop a container: its stop signal, SIGKILL after ``timeout`` seconds. Unknown or stopped: fine.
@@ -377,14 +407,23 @@ class ContainerManager:
             if container.id not in self.containers:
                 return
             bundle = await self.bundle_of(container)
+            intent = await self.journal.begin(
+                OP_REMOVE,
+                container.id,
+                name=container.name,
+                pod_id=container.pod_id,
+                handler=container.runtime_handler,
+                rundir=str(bundle.bundle),
+                log_path=container.log_path,
+            )
             watcher = self._watchers.get(container.id)
             await self.runtime.destroy(container.runtime_handler, bundle)
             if watcher is not None:
                 watcher.cancel()
-            await self.access.call(self.store.unmount, container.id, True)
-            await self.access.bulk(self.store.delete_container, container.id)
+            await self._purge(intent.entry)
             self.containers.pop(container.id, None)
             self.names.pop(container.name, None)
+            await intent.end()
         self._locks.pop(container.id, None)
         log.info("container %s (%s) removed", container.id, container.name)
 
@@ -449,10 +488,59 @@ class ContainerManager:
         """Remove every container of a pod (before the pod itself is removed)."""
         await asyncio.gather(*(self.remove(c.id) for c in self.of_pod(pod_id)))
 
+    # ------------------------------------------------------------------------------------------- purge
+
+    async def _purge(self, entry: Entry) -> None:
+        """Remove everything a container holds on the host, whatever of it exists: its runtime container and
+        monitor, its rootfs and image volume mounts, its storage container. Idempotent: a removal and the
+        recovery of an interrupted creation or removal both use it."""
+        container_id = entry.object_id
+        found = await self.access.call(self.store.container, container_id)
+        exists = found is not None and found.id == container_id
+        rundir = str(entry.data.get("rundir", ""))
+        if exists:
+            rundir = str(await self.access.call(self.store.container_run_directory, container_id))
+        if rundir:
+            bundle = self.runtime.bundle(
+                container_id,
+                str(entry.data.get("name", "")),
+                str(entry.data.get("pod_id", "")),
+                Path(rundir),
+                str(entry.data.get("log_path", "")),
+            )
+            await self.runtime.destroy(str(entry.data.get("handler", "")), bundle)
+        if exists:
+            await self.access.call(self.store.unmount, container_id, True)
+            await self.access.bulk(self.store.delete_container, container_id)
+
+    async def _recover(self, entry: Entry) -> None:
+        """Purge the container of an interrupted creation (undo) or removal (finish); forget the entry."""
+        what = "creation" if entry.op == OP_CREATE else "removal"
+        try:
+            await self._purge(entry)
+        except Exception:
+            log.exception(
+                "container %s: recovering its interrupted %s failed; kept for the next start",
+                entry.object_id,
+                what,
+            )
+            return
+        await asyncio.to_thread(self.journal.remove, entry.object_id)
+        log.info(
+            "container %s (%s): interrupted %s undone", entry.object_id, entry.data.get("name", ""), what
+        )
+
     # ------------------------------------------------------------------------------------------- restore
 
     async def restore(self) -> None:
-        """Rebuild the container table after a (re)start and reconcile each with the runtime."""
+        """Rebuild the container table after a (re)start and reconcile each with the runtime.
+
+        First every container whose creation or removal was interrupted is purged (journal), and so is every
+        container whose pod no longer exists (its pod's removal purged the pod, not yet its containers).
+        """
+        for entry in await asyncio.to_thread(self.journal.pending):
+            if entry.op in (OP_CREATE, OP_REMOVE):
+                await self._recover(entry)
         for record in await self.access.call(self.store.containers):
             try:
                 meta = json.loads(record.metadata or "{}")
@@ -467,8 +555,21 @@ class ContainerManager:
                 )
             except (OSError, ValueError, TypeError) as exc:
                 log.warning("container %s has no usable state (%s): removing its leftovers", record.id, exc)
-                await self.access.call(self.store.unmount, record.id, True)
-                await self.access.bulk(self.store.delete_container, record.id)
+                await self._purge(Entry(OP_REMOVE, record.id, {"pod_id": str(meta.get("pod-id", ""))}))
+                continue
+            if container.pod_id not in self.pods.sandboxes:
+                log.warning("container %s: its pod %s is gone; removing it", container.id, container.pod_id)
+                await self._purge(
+                    Entry(
+                        OP_REMOVE,
+                        container.id,
+                        {
+                            "name": container.name,
+                            "pod_id": container.pod_id,
+                            "handler": container.runtime_handler,
+                        },
+                    )
+                )
                 continue
             self.containers[container.id] = container
             self.names[container.name] = container.id

@@ -3,7 +3,12 @@
 A pod is a containers/storage container (its infra container, whose ID is the pod's ID) made from the pause
 image, plus a pinned network namespace attached by the network plugin, a /dev/shm tmpfs, and the
 hostname/resolv.conf/hosts files its containers share. Every step of a run registers its undo, so a failure
-leaves nothing behind; every state change is persisted atomically in ``sandbox.json``.
+leaves nothing behind; every state change is persisted atomically in ``sandbox.json`` before memory changes.
+
+Runs and removals are journaled (:mod:`crio.core.journal`, operations ``run_pod`` and ``remove_pod``): the
+intent is on disk before the first host change and each step is recorded, so that after a crash the restart
+purges the pod (undoes an interrupted run, finishes an interrupted removal) with one idempotent routine,
+:meth:`SandboxManager._purge`, the same one a removal uses.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from crio.core.errors import AlreadyExists, FailedPrecondition, NotFound, Unavai
 from crio.core.idindex import by_id_or_prefix
 from crio.core.images.pause import ensure_pause_image
 from crio.core.images.service import ImageService
+from crio.core.journal import Entry, Intent, Journal
 from crio.core.plugins import PluginManager
 from crio.core.runtime_calls import RuntimeCalls
 from crio.core.sandbox import files, validate
@@ -44,6 +50,10 @@ SHM_SIZE = "64m"
 INFRA_STOP_TIMEOUT = 0.0
 # StopPodSandbox gives the pod's containers this long after their stop signal (the kubelet stops them first).
 POD_CONTAINER_STOP_TIMEOUT = 10.0
+# Journal operations of pods.
+OP_RUN, OP_REMOVE = "run_pod", "remove_pod"
+# Journal steps of a run, recorded before each is attempted.
+STEP_STORAGE, STEP_NETWORK, STEP_RUNTIME = "storage", "network", "runtime"
 
 
 class PodMembers(Protocol):
@@ -73,6 +83,7 @@ class SandboxManager:
         plugins: PluginManager,
         images: ImageService,
         runtime: RuntimeCalls,
+        journal: Journal,
     ) -> None:
         self.config = config
         self.access = access
@@ -80,6 +91,7 @@ class SandboxManager:
         self.plugins = plugins
         self.images = images
         self.runtime = runtime
+        self.journal = journal
         self.sandboxes: dict[str, Sandbox] = {}
         self.names: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -157,9 +169,15 @@ class SandboxManager:
         pod_id = random_id()
         self.names[name] = pod_id
         try:
+            intent = await self.journal.begin(OP_RUN, pod_id, name=name, handler=handler.name, config=config)
+        except BaseException:
+            self.names.pop(name, None)
+            raise
+        try:
             async with CleanupStack(f"RunPodSandbox {name}") as undo:
                 sandbox = await self._create(
                     undo,
+                    intent,
                     pod_id,
                     name,
                     config,
@@ -174,13 +192,16 @@ class SandboxManager:
                 )
         except BaseException:
             self.names.pop(name, None)
+            await asyncio.shield(intent.end())  # undone in process by the cleanup stack
             raise
+        await intent.end()
         log.info("pod %s (%s) is ready, IPs %s", pod_id, name, ", ".join(sandbox.ips) or "host network")
         return pod_id
 
     async def _create(
         self,
         undo: CleanupStack,
+        intent: Intent,
         pod_id: str,
         name: str,
         config: dict[str, Any],
@@ -208,8 +229,10 @@ class SandboxManager:
                 "mountlabel": "",
             }
         )
+        await intent.step(STEP_STORAGE)
         await self.access.call(self.store.create_container, pod_id, [name], pause_id, metadata)
         undo.push("storage container", lambda: self.access.bulk(self.store.delete_container, pod_id))
+        rundir = await self.access.call(self.store.container_run_directory, pod_id)
         userns_path, netns_path = "", ""
         uids: list[userns.IDMapping] = []
         gids: list[userns.IDMapping] = []
@@ -225,7 +248,6 @@ class SandboxManager:
         rootfs = await self.access.call(self.store.mount, pod_id, mount_options)
         undo.push("rootfs mount", lambda: self.access.call(self.store.unmount, pod_id, True))
         userdata = await self.access.call(self.store.container_directory, pod_id)
-        rundir = await self.access.call(self.store.container_run_directory, pod_id)
         metadata_cri = config["metadata"]
         hostname = os.uname().nodename if host_network else str(config.get("hostname") or pod_id[:12])
         sandbox = Sandbox(
@@ -254,6 +276,9 @@ class SandboxManager:
             sandbox.netns_path = str(await asyncio.to_thread(netns.create, ns_dir, f"crio-{pod_id}"))
             undo.push("network namespace", lambda: asyncio.to_thread(netns.remove, Path(sandbox.netns_path)))
         if not host_network:
+            await intent.step(
+                STEP_NETWORK, netns_path=sandbox.netns_path, cgroup_parent=sandbox.cgroup_parent
+            )
             result = await self._attach(sandbox)
             undo.push("pod network", lambda: self._detach(sandbox))
             sandbox.ips = list(result.ips)
@@ -294,6 +319,7 @@ class SandboxManager:
         spec_bytes = json.dumps(spec, indent=1).encode()
         await asyncio.to_thread(write_spec, spec_bytes, userdata, rundir)
         bundle = self._bundle(sandbox, rundir)
+        await intent.step(STEP_RUNTIME, rundir=str(rundir))
         created = await self.runtime.create(handler_name, bundle)
         undo.push("infra container", lambda: self.runtime.destroy(handler_name, bundle))
         sandbox.infra_pid = created.pid
@@ -310,9 +336,9 @@ class SandboxManager:
         metadata = sandbox.metadata
         return PodNetworkRequest(
             pod_id=sandbox.id,
-            name=str(metadata["name"]),
-            namespace=str(metadata["namespace"]),
-            uid=str(metadata["uid"]),
+            name=str(metadata.get("name", "")),
+            namespace=str(metadata.get("namespace", "")),
+            uid=str(metadata.get("uid", "")),
             netns_path=sandbox.netns_path,
             port_mappings=[_port_mapping(m) for m in sandbox.config.get("port_mappings", [])],
             dns=sandbox.config.get("dns_config", {}),
@@ -356,10 +382,16 @@ class SandboxManager:
             await self._detach(sandbox)
         if sandbox.shm_path:
             await asyncio.to_thread(mountutil.unmount, sandbox.shm_path, True)
-        if sandbox.state != NOTREADY:
-            sandbox.state = NOTREADY
+        was_ready = sandbox.state != NOTREADY
+        await self._commit(sandbox, state=NOTREADY)
+        if was_ready:
             log.info("pod %s (%s) stopped", sandbox.id, sandbox.name)
-        await self._persist(sandbox)
+
+    async def _commit(self, sandbox: Sandbox, **changes: Any) -> None:
+        """Persist the pod with ``changes``, then apply them in memory (disk first, memory second)."""
+        await self._persist(replace(sandbox, **changes))
+        for key, value in changes.items():
+            setattr(sandbox, key, value)
 
     async def remove(self, pod_id: str) -> None:
         """Stop (if needed) and remove the pod and everything it holds. Idempotent."""
@@ -369,21 +401,64 @@ class SandboxManager:
         async with self._lock(sandbox.id):
             if sandbox.id not in self.sandboxes:
                 return
+            rundir = await self.access.call(self.store.container_run_directory, sandbox.id)
+            intent = await self.journal.begin(
+                OP_REMOVE,
+                sandbox.id,
+                name=sandbox.name,
+                handler=sandbox.runtime_handler,
+                config=sandbox.config,
+                netns_path=sandbox.netns_path,
+                cgroup_parent=sandbox.cgroup_parent,
+                rundir=str(rundir),
+            )
             await self._stop_locked(sandbox)
             if self.members is not None:
                 await self.members.remove_pod_containers(sandbox.id)
-            rundir = await self.access.call(self.store.container_run_directory, sandbox.id)
-            await self.runtime.destroy(sandbox.runtime_handler, self._bundle(sandbox, rundir))
-            if sandbox.netns_path:
-                await asyncio.to_thread(netns.remove, Path(sandbox.netns_path))
-            if sandbox.userns_path:
-                await asyncio.to_thread(netns.remove, Path(sandbox.userns_path))
-            await self.access.call(self.store.unmount, sandbox.id, True)
-            await self.access.bulk(self.store.delete_container, sandbox.id)
+            await self._purge(intent.entry, network=sandbox.network_attached)
             self.sandboxes.pop(sandbox.id, None)
             self.names.pop(sandbox.name, None)
+            await intent.end()
         self._locks.pop(sandbox.id, None)
         log.info("pod %s (%s) removed", sandbox.id, sandbox.name)
+
+    async def _purge(self, entry: Entry, network: bool) -> None:
+        """Remove everything a pod holds on the host, whatever of it exists: its infra container and
+        monitor, its network attachment (``network``), /dev/shm, pinned namespaces, rootfs mount and storage
+        container. Idempotent: a removal and the recovery of an interrupted run or removal both use it."""
+        pod_id = entry.object_id
+        name = str(entry.data.get("name", ""))
+        handler = str(entry.data.get("handler", ""))
+        found = await self.access.call(self.store.container, pod_id)
+        exists = found is not None and found.id == pod_id
+        rundir = str(entry.data.get("rundir", ""))
+        if exists:
+            rundir = str(await self.access.call(self.store.container_run_directory, pod_id))
+        namespaces_dir = str(self.config.get("crio.runtime.namespaces_dir"))
+        netns_path = str(
+            entry.data.get("netns_path") or netns.directory_for(namespaces_dir) / f"crio-{pod_id}"
+        )
+        stub = Sandbox(
+            id=pod_id,
+            name=name,
+            config=dict(entry.data.get("config") or {}),
+            runtime_handler=handler,
+            created_at=0,
+            config_digest="",
+            netns_path=netns_path,
+            cgroup_parent=str(entry.data.get("cgroup_parent", "")),
+        )
+        if rundir:
+            await self.runtime.destroy(handler, self._bundle(stub, Path(rundir)))
+            await asyncio.to_thread(mountutil.unmount, str(Path(rundir) / "shm"), True)
+        if network:
+            await self._detach(stub)
+        await asyncio.to_thread(netns.remove, Path(netns_path))
+        await asyncio.to_thread(netns.remove, netns.directory_for(namespaces_dir) / f"crio-{pod_id}")
+        await asyncio.to_thread(netns.remove, userns.directory_for(namespaces_dir) / f"crio-{pod_id}")
+        if exists:
+            await self.access.call(self.store.unmount, pod_id, True)
+            await self.access.bulk(self.store.delete_container, pod_id)
 
     # ------------------------------------------------------------------------------------------- status
 
@@ -393,8 +468,7 @@ class SandboxManager:
         rundir = await self.access.call(self.store.container_run_directory, sandbox.id)
         state = await self.runtime.state(sandbox.runtime_handler, self._bundle(sandbox, rundir))
         if sandbox.state == READY and state.status not in ("created", "running"):
-            sandbox.state = NOTREADY  # the infra container died under us
-            await self._persist(sandbox)
+            await self._commit(sandbox, state=NOTREADY)  # the infra container died under us
         spec = await asyncio.to_thread(read_spec, rundir)
         info = {"pid": state.pid, "runtimeSpec": spec, "netns": sandbox.netns_path, "image": sandbox.name}
         return sandbox, info
@@ -402,7 +476,11 @@ class SandboxManager:
     # ------------------------------------------------------------------------------------------ restore
 
     async def restore(self) -> None:
-        """Rebuild the pod table from the store after a (re)start; drop pods that were never completed."""
+        """Rebuild the pod table from the store after a (re)start: first purge every pod whose run or removal
+        was interrupted (journal), then load the others; drop pods that were never completed."""
+        for entry in await asyncio.to_thread(self.journal.pending):
+            if entry.op in (OP_RUN, OP_REMOVE):
+                await self._recover(entry)
         for container in await self.access.call(self.store.containers):
             try:
                 meta = json.loads(container.metadata or "{}")
@@ -426,14 +504,23 @@ class SandboxManager:
             if pending is not None:
                 await pending
 
+    async def _recover(self, entry: Entry) -> None:
+        """Purge the pod of an interrupted run (undo) or removal (finish), then forget the entry."""
+        what = "run" if entry.op == OP_RUN else "removal"
+        network = entry.op == OP_REMOVE or entry.done(STEP_NETWORK)
+        try:
+            await self._purge(entry, network=network)
+        except Exception:
+            log.exception(
+                "pod %s: recovering its interrupted %s failed; kept for the next start", entry.object_id, what
+            )
+            return
+        await asyncio.to_thread(self.journal.remove, entry.object_id)
+        log.info("pod %s (%s): interrupted %s undone", entry.object_id, entry.data.get("name", ""), what)
+
     async def _remove_leftover(self, pod_id: str) -> None:
-        namespaces_dir = str(self.config.get("crio.runtime.namespaces_dir"))
-        await asyncio.to_thread(netns.remove, netns.directory_for(namespaces_dir) / f"crio-{pod_id}")
-        await asyncio.to_thread(netns.remove, userns.directory_for(namespaces_dir) / f"crio-{pod_id}")
-        rundir = await self.access.call(self.store.container_run_directory, pod_id)
-        await asyncio.to_thread(mountutil.unmount, str(rundir / "shm"), True)
-        await self.access.call(self.store.unmount, pod_id, True)
-        await self.access.bulk(self.store.delete_container, pod_id)
+        """Purge a pod storage container without a usable record (left by a crio without a journal)."""
+        await self._purge(Entry(OP_REMOVE, pod_id, {"handler": ""}), network=True)
 
 
 def _security_request(config: Mapping[str, Any]) -> SecurityRequest:

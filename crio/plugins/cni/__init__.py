@@ -174,9 +174,10 @@ async def _delete_attachment(attachment: cache.Attachment, netns_path: str) -> N
 async def _teardown(request: PodNetworkRequest) -> None:
     async with _pod_lock(request.pod_id):
         attachments = await asyncio.to_thread(cache.attachments, STATE.cache_dir, request.pod_id)
-        if not attachments:
-            await _teardown_uncached(request)
-            return
+        # An interface without a cache entry (already torn down, or a crash during its ADD, which caches
+        # only at the end) gets a best-effort DEL with today's network, before the cached ones.
+        cached = {a.ifname for a in attachments}
+        await _teardown_uncached(request, main=IFNAME not in cached, loopback=LOOPBACK_IFNAME not in cached)
         errors: list[CniError] = []
         for attachment in sorted(attachments, key=lambda a: a.ifname == LOOPBACK_IFNAME):
             path = await _netns_or_empty(request.netns_path, attachment.netns)
@@ -189,16 +190,17 @@ async def _teardown(request: PodNetworkRequest) -> None:
         log.debug("pod %s detached", request.pod_id)
 
 
-async def _teardown_uncached(request: PodNetworkRequest) -> None:
-    """No cache entry (already torn down, or a crash during ADD): DEL with today's network, best effort."""
+async def _teardown_uncached(request: PodNetworkRequest, main: bool, loopback: bool) -> None:
+    """DEL with today's network (the ``main`` one, and/or the ``loopback`` one), best effort."""
     network = STATE.readiness.network()
-    if network is None:
+    if network is None or not (main or loopback):
         return
     rt = from_request(request, await _netns_or_empty(request.netns_path))
-    await _quiet_delete(network, rt, None)
-    loopback = _loopback_for(network)
-    if loopback is not None:
-        await _quiet_delete(loopback, replace(rt, ifname=LOOPBACK_IFNAME, capability_args={}), None)
+    if main:
+        await _quiet_delete(network, rt, None)
+    lo_network = _loopback_for(network) if loopback else None
+    if lo_network is not None:
+        await _quiet_delete(lo_network, replace(rt, ifname=LOOPBACK_IFNAME, capability_args={}), None)
 
 
 def _main_attachment(pod_id: str) -> cache.Attachment | None:
