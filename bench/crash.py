@@ -10,10 +10,11 @@ RPC each client had in flight is noted, and the daemon is started again. Then:
   not list;
 * **unremovable**: anything listed that Stop/Remove through CRI cannot remove;
 * **leaks**, scoped to this daemon: mounts under its directory, pinned netns files, veths on its bridge, IP
-  allocations of its network, iptables rules naming its network, runc containers whose bundle is under its
-  directory, processes (conmon, pause, runc init, container processes) in its cgroup parent or naming its
-  directory, cgroups under its cgroup parent, storage containers, container layers and overlay directories
-  no image needs, journal entries, and names still reserved (a pod with a used name cannot be run again).
+  allocations of its network, iptables rules naming its network, its libcni cache entries, runc containers
+  whose bundle is under its directory, processes (conmon, pause, runc init, container processes) in its
+  cgroup parent or naming its directory, cgroups under its cgroup parent, storage containers, container
+  layers and overlay directories no image needs, journal entries, and names still reserved (a pod with a
+  used name cannot be run again).
 
 Leaks are counted per round and attributed to the RPCs that were in flight; the daemon's directory is
 cleaned up (and the leak removed) after each round, so rounds are independent. Prints a table per kind of
@@ -47,6 +48,7 @@ from bench import registry
 from bench.common import CrioDaemon, mounts_under, print_table, remove_tree, scratch_dir
 from bench.cri import BUSYBOX, container_config, pod_config
 from crio.core.api import api_pb2 as pb
+from crio.plugins.cni import cache
 
 NETWORK = "crio-crash"
 BRIDGE = "criocrash0"
@@ -216,6 +218,7 @@ def leaks(daemon: CrioDaemon, pod_names: Iterable[tuple[str, str]], client: Any)
     nat = _run(["iptables-save", "-t", "nat"])
     found["iptables rules"] = [line for line in nat.splitlines() if f'\\"{NETWORK}\\"' in line]
     runc = _run(["runc", "list", "-f", "json"]) or "[]"
+    found["CNI cache entries"] = _cached(daemon)
     found["runc containers"] = [
         c["id"] for c in json.loads(runc) or [] if str(c.get("bundle", "")).startswith(base)
     ]
@@ -226,6 +229,13 @@ def leaks(daemon: CrioDaemon, pod_names: Iterable[tuple[str, str]], client: Any)
     found["journal entries"] = sorted(p.name for p in journal.glob("*.json")) if journal.exists() else []
     found["reserved names"] = _reserved(client, pod_names)
     return dict(found)
+
+
+def _cached(daemon: CrioDaemon) -> list[str]:
+    """The daemon's entries in the node's libcni cache (tagged with its graph root)."""
+    owner = cache.owner_for(str(daemon.root))
+    found = cache.attachments(cache.DEFAULT_CACHE_DIR)
+    return [f"{a.network_name}-{a.container_id[:12]}-{a.ifname}" for a in found if a.owner == owner]
 
 
 def _processes(base: str) -> list[str]:
@@ -384,7 +394,7 @@ def one_round(
         for c in client.runtime.ListContainers(pb.ListContainersRequest(), timeout=RPC_TIMEOUT).containers
     }
     lost = [f"pod {p[:12]}" for p in acked.pods - listed_pods - acked.removing] + [
-        f"container {c[:12]}" for c in acked.containers - listed_ctrs
+        f"container {c[:12]}" for c in acked.containers - listed_ctrs - acked.removing
     ]
     unremovable = remove_everything(client)
     found = leaks(daemon, acked.names, client)
@@ -416,6 +426,12 @@ def clean_up(daemon: CrioDaemon) -> None:
         )
     if IPAM_DIR.exists():
         remove_tree(IPAM_DIR)
+    owner = cache.owner_for(str(daemon.root))
+    for attachment in cache.attachments(cache.DEFAULT_CACHE_DIR):
+        if attachment.owner == owner:
+            cache.remove(
+                cache.DEFAULT_CACHE_DIR, attachment.network_name, attachment.container_id, attachment.ifname
+            )
     daemon.wipe_store()
     for sub in ("ns", "exits", "att", "pod-logs"):
         remove_tree(daemon.base / sub)
@@ -482,6 +498,7 @@ def main() -> None:
         "veths",
         "IP allocations",
         "iptables rules",
+        "CNI cache entries",
         "runc containers",
         "processes",
         "cgroups",

@@ -512,6 +512,8 @@ class ContainerManager:
         if exists:
             await self.access.call(self.store.unmount, container_id, True)
             await self.access.bulk(self.store.delete_container, container_id)
+        else:  # an interrupted deletion may have left the directories
+            await self.access.bulk(self.store.remove_container_directories, container_id)
 
     async def _recover(self, entry: Entry) -> None:
         """Purge the container of an interrupted creation (undo) or removal (finish); forget the entry."""

@@ -459,6 +459,8 @@ class SandboxManager:
         if exists:
             await self.access.call(self.store.unmount, pod_id, True)
             await self.access.bulk(self.store.delete_container, pod_id)
+        else:  # an interrupted deletion may have left the directories
+            await self.access.bulk(self.store.remove_container_directories, pod_id)
 
     # ------------------------------------------------------------------------------------------- status
 

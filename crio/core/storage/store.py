@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from crio.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from crio.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from crio.core.storage import imagemounts
 from crio.core.storage.containers import ContainerStore
 from crio.core.storage.driver import DriverHooks
@@ -478,17 +478,28 @@ class Store:
 
     def delete_container(self, id: str) -> None:
         """Unmount the container's image mounts, unmount and delete its read-write layer, its record and both
-        its directories."""
+        its directories.
+
+        Crash-safe order: the layer is flagged incomplete (saved) before the container's record goes, so a
+        crash in between leaves a record whose layer the next open deletes, never a layer nobody owns; the
+        directories go last (:meth:`remove_container_directories` clears them when only they are left)."""
         with self.storage_lock.write(), self._layers_write() as layers, self._containers_write() as ctrs:
             container = ctrs.require(id)
             imagemounts.release_all(self.container_store.image_mount_dir(container.id))
             if container.layer in layers.mount_table():
                 layers.unmount_all([container.layer])
-            ctrs.file.remove([container.id])
             doomed = [container.layer] if layers.file.get(container.layer) is not None else []
             layers.mark_incomplete(doomed)
+            ctrs.file.remove([container.id])
         self.layer_store.remove_layers(doomed)
         self.container_store.remove_directories(container.id)
+
+    def remove_container_directories(self, id: str) -> None:
+        """Remove the directories of a container that has no record (left by an interrupted deletion)."""
+        with self._containers_read() as ctrs:
+            if ctrs.file.get(id) is not None:
+                raise AlreadyExists(f"container {id} still has a record; delete the container instead")
+        self.container_store.remove_directories(id)
 
     def set_container_big_data(self, id: str, key: str, data: bytes) -> None:
         """Store one big-data item of a container."""
