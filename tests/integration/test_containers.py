@@ -304,3 +304,36 @@ def test_resources_reach_the_cgroup_and_update_live(daemon: CrioProcess) -> None
     assert int(limit.read_text()) == 128 * 1024 * 1024
     assert status(daemon, cid).resources.linux.memory_limit_in_bytes == 128 * 1024 * 1024
     daemon.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)
+
+
+def test_workloads_killed_while_the_daemon_is_down(crio_factory: CrioFactory, daemon: CrioProcess) -> None:
+    """20 running containers; SIGKILL the daemon; 5 workloads are killed meanwhile; after the restart all 20
+    are listed, 15 running (exec works in them) and 5 exited with 137."""
+    pod = new_pod(daemon)
+    containers = [create(daemon, pod, f"w{i}", ["sleep", "600"]) for i in range(20)]
+    pids = {}
+    for cid in containers:
+        daemon.runtime().StartContainer(pb.StartContainerRequest(container_id=cid), timeout=60)
+        verbose = daemon.runtime().ContainerStatus(
+            pb.ContainerStatusRequest(container_id=cid, verbose=True), timeout=30
+        )
+        pids[cid] = int(json.loads(verbose.info["info"])["pid"])
+    daemon.signal(9)
+    daemon.wait(10)
+    victims = containers[:5]
+    for cid in victims:
+        os.kill(pids[cid], 9)
+    again = crio_factory().start()
+    listed = again.runtime().ListContainers(pb.ListContainersRequest(), timeout=30).containers
+    assert sorted(c.id for c in listed) == sorted(containers)
+    for cid in victims:
+        exited = wait_state(again, cid, pb.CONTAINER_EXITED)
+        assert (exited.state, exited.exit_code) == (pb.CONTAINER_EXITED, 137)
+    for cid in containers[5:]:
+        assert status(again, cid).state == pb.CONTAINER_RUNNING
+        reply = again.runtime().ExecSync(
+            pb.ExecSyncRequest(container_id=cid, cmd=["true"], timeout=10), timeout=30
+        )
+        assert reply.exit_code == 0
+    again.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=120)
+    assert again.runtime().ListContainers(pb.ListContainersRequest(), timeout=30).containers == []

@@ -14,7 +14,10 @@ import io
 import json
 import os
 import shutil
+import signal
 import stat
+import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
@@ -467,6 +470,52 @@ def test_incomplete_layer_is_removed_at_open(tmp_path: Path) -> None:
     assert not (tmp_path / f"graph/overlay/{layer.id}").exists()
     assert not (tmp_path / f"graph/overlay-layers/{layer.id}.tar-split.gz").exists()
     assert [p for p in (tmp_path / "graph/overlay/l").iterdir()] == []
+
+
+CRASHING_CREATE = """
+import os, signal, sys
+sys.path.insert(0, {repo!r})
+from pathlib import Path
+from crio.core.storage import containers, layers
+from tests.integration.test_storage_store import open_store
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+target = {{
+    "record": (containers.ContainerStore, "create"),
+    "complete": (layers.LayerStore, "complete_rw_layer"),
+}}
+cls, name = target[{window!r}]
+setattr(cls, name, die)
+open_store(Path({base!r}), "overlay").create_container("", ["victim"], {image!r}, "{{}}")
+"""
+
+
+@pytest.mark.parametrize("window", ["record", "complete"])
+def test_a_container_creation_killed_midway_leaves_nothing_behind(tmp_path: Path, window: str) -> None:
+    """SIGKILL before the container's record is saved (its layer is still incomplete: the next open deletes
+    it with its directory), or after it but before the layer is completed (the record stays, without a
+    layer, and deleting it leaves nothing)."""
+    store = open_store(tmp_path, "overlay")
+    image_id, image_layers = put_image(store)
+    script = CRASHING_CREATE.format(
+        repo=str(Path(__file__).resolve().parents[2]), window=window, base=str(tmp_path), image=image_id
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert result.returncode == -signal.SIGKILL, result.stderr.decode()
+
+    reopened = open_store(tmp_path, "overlay")
+    assert sorted(layer.id for layer in reopened.layers()) == sorted(image_layers)
+    overlay_dirs = {p.name for p in (tmp_path / "graph/overlay").iterdir() if p.is_dir() and p.name != "l"}
+    assert overlay_dirs == set(image_layers)
+    leftover = reopened.containers()
+    if window == "record":
+        assert leftover == []
+    else:
+        assert [list(c.names) for c in leftover] == [["victim"]]
+        reopened.unmount(leftover[0].id, True)
+        reopened.delete_container(leftover[0].id)
+        assert reopened.containers() == []
+    assert [p.name for p in (tmp_path / "graph/overlay-containers").iterdir() if p.is_dir()] == []
 
 
 def test_second_store_instance_sees_changes(tmp_path: Path) -> None:

@@ -186,7 +186,7 @@ class LayerStore:
                 self.file.put(done)
             return done
         except BaseException:
-            self._undo_put(layer_id_)
+            self.discard_incomplete(layer_id_)
             raise
 
     def _extract(self, record: Layer, blob: BinaryIO, cancel: threading.Event | None) -> Any:
@@ -208,7 +208,8 @@ class LayerStore:
             raise Cancelled(f"creating layer {record.id} was cancelled")
         return stats
 
-    def _undo_put(self, layer_id_: str) -> None:
+    def discard_incomplete(self, layer_id_: str) -> None:
+        """Remove the data and the incomplete record of a layer whose creation failed (takes the lock)."""
         try:
             self.remove_data(layer_id_)
         except Exception:
@@ -222,11 +223,27 @@ class LayerStore:
         except Exception:
             log.exception("removing the record of failed layer %s", layer_id_)
 
-    def add_rw_layer(self, layer_id_: str, parent: str | None, mount_label: str) -> Layer:
-        """Record a container's read-write layer whose driver directory exists (layers.lock held, writing)."""
-        record = Layer(id=layer_id_, parent=parent or "", mountlabel=mount_label, created=now())
-        self.file.put(record)
-        return record
+    def reserve_rw_layer(self, layer_id_: str, parent: str | None, mount_label: str) -> None:
+        """First step of a container's read-write layer: its record, flagged incomplete, is saved before the
+        driver makes its directory, so that a crash at any later point leaves a record the next open deletes
+        together with the directory (layers.lock held for writing)."""
+        flags = {INCOMPLETE_FLAG: True}
+        self.file.put(
+            Layer(id=layer_id_, parent=parent or "", mountlabel=mount_label, created=now(), flags=flags)
+        )
+
+    def complete_rw_layer(self, layer_id_: str) -> None:
+        """Last step, once the container's record is saved: the layer is complete (layers.lock held)."""
+        current = self.file.get(layer_id_)
+        if current is None or not current.incomplete:
+            raise NotFound(
+                f"layer {layer_id_} was removed by another process while its container was created"
+            )
+        self.file.put(
+            dataclasses.replace(
+                current, flags={k: v for k, v in current.flags.items() if k != INCOMPLETE_FLAG}
+            )
+        )
 
     # ----------------------------------------------------------------------------------------- queries
 

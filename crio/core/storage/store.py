@@ -356,9 +356,15 @@ class Store:
             volumes = [images.require(v).id for v in volume_images]
         with self._containers_read() as ctrs:
             ctrs.check_free(container_id, names)
+        # Crash-safe order: the read-write layer's record (incomplete), its directory, the container's
+        # record, then the layer completed. A crash before the container record leaves an incomplete layer
+        # (deleted with its directory at the next open); after it, a container whose layer may be missing,
+        # which the runtime's journal removes.
         rw_layer = random_id()
-        self.hooks.create_layer(rw_layer, image.layer or None)
+        with self._layers_write() as layers:
+            layers.reserve_rw_layer(rw_layer, image.layer or None, mount_label)
         try:
+            self.hooks.create_layer(rw_layer, image.layer or None)
             with self._layers_write() as layers, self._images_read() as images:
                 current = images.lookup(image.id)
                 if current is None or current.layer != image.layer:
@@ -368,17 +374,19 @@ class Store:
                     raise NotFound(f"image {gone[0]} was removed while creating container {container_id}")
                 with self._containers_write() as ctrs:
                     ctrs.check_free(container_id, names)
-                    layers.add_rw_layer(rw_layer, image.layer or None, mount_label)
+                    all_flags = imagemounts.with_volume_images(
+                        {"MountLabel": mount_label, **(flags or {})}, volumes
+                    )
+                    container = ctrs.create(container_id, names, image.id, rw_layer, metadata, all_flags)
                     try:
-                        all_flags = imagemounts.with_volume_images(
-                            {"MountLabel": mount_label, **(flags or {})}, volumes
-                        )
-                        return ctrs.create(container_id, names, image.id, rw_layer, metadata, all_flags)
+                        layers.complete_rw_layer(rw_layer)
                     except BaseException:
-                        layers.file.remove([rw_layer])
+                        ctrs.file.remove([container_id])
+                        ctrs.remove_directories(container_id)
                         raise
+                    return container
         except BaseException:
-            self.hooks.remove_layer(rw_layer)
+            self.layer_store.discard_incomplete(rw_layer)
             raise
 
     def containers(self) -> list[Container]:
