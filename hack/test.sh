@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The test command (README and CI): sets the machine up (hack/setup.sh --test), then runs ruff, mypy, the
-# unit tests and the integration tests, starts the daemon on a private socket and state directories with a
-# bridge CNI network (contrib/cni), checks `crictl version` and `crictl info`, runs critest minus the ledger
-# (hack/critest.sh), and finally stops the daemon with SIGTERM, which must exit 0 within 5 s and remove its
-# socket. On a failure it prints the last 100 lines of the daemon log (kept as _output/crio-test.log).
-# Prints "hack/test.sh: all checks passed" at the end, or exits non-zero.
+# unit tests, the integration tests and the crash harness (bench/crash.py, 10 kills), starts the daemon on a
+# private socket and state directories with a bridge CNI network (contrib/cni), checks `crictl version` and
+# `crictl info`, runs critest minus the ledger (hack/critest.sh), and finally stops the daemon with SIGTERM,
+# which must exit 0 within 5 s and remove its socket. On a failure it prints the last 100 lines of the daemon
+# log (kept as _output/crio-test.log). Prints "hack/test.sh: all checks passed" at the end, or exits
+# non-zero.
 #
 # Usage: hack/test.sh
 set -euo pipefail
@@ -103,6 +104,9 @@ run_pytest tests/unit 1
 
 step "integration tests: pytest -q tests/integration"
 run_pytest tests/integration
+
+step "crash harness: 10 SIGKILLs in a 3-client lifecycle loop, nothing lost or leaked (bench/crash.py)"
+"$VENV/python" -m bench.crash --kills 10 || fail "crash harness"
 
 step "daemon: start on a private socket"
 TMP=$(mktemp -d /tmp/crio-test.XXXXXX)
