@@ -20,6 +20,7 @@ from crio.core import logs, proc
 from crio.core.config import Config, ConfigError, effective_notices
 from crio.core.containers.manager import ContainerManager
 from crio.core.errors import InvalidArgument
+from crio.core.events import EventBus
 from crio.core.images import imageconfig
 from crio.core.images.imagetrust import ImageTrust
 from crio.core.images.pause import ensure_pause_image
@@ -72,6 +73,7 @@ class Daemon:
         self.pods: SandboxManager | None = None
         self.containers: ContainerManager | None = None
         self.streaming: StreamingService | None = None
+        self.events = EventBus()  # every pod and container transition (crio.core.events)
         self._background: set[asyncio.Task[object]] = set()
 
     def families(self) -> list[object]:
@@ -105,9 +107,11 @@ class Daemon:
         await ensure_pause_image(self.images, str(self.config.get("crio.image.pause_image")))
         runtime = RuntimeCalls(self.config, self.plugins)
         journal = Journal(store.graphroot / JOURNAL_DIRECTORY)
-        self.pods = SandboxManager(self.config, self.access, self.plugins, self.images, runtime, journal)
+        self.pods = SandboxManager(
+            self.config, self.access, self.plugins, self.images, runtime, journal, self.events
+        )
         self.containers = ContainerManager(
-            self.config, self.access, self.plugins, self.images, self.pods, runtime, journal
+            self.config, self.access, self.plugins, self.images, self.pods, runtime, journal, self.events
         )
         self.pods.members = self.containers
         self.streaming = StreamingService(self.config, self.containers, self.pods, runtime)

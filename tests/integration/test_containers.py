@@ -337,3 +337,28 @@ def test_workloads_killed_while_the_daemon_is_down(crio_factory: CrioFactory, da
         assert reply.exit_code == 0
     again.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=120)
     assert again.runtime().ListContainers(pb.ListContainersRequest(), timeout=30).containers == []
+
+
+def test_every_transition_is_published_once(crio_factory: CrioFactory, local_registry: str) -> None:
+    """The event bus sees each pod and container transition, in order (the debug log is its one consumer)."""
+    d = crio_factory(["--log-level", "debug"])
+    (d.cni_dir / "10-crio-test.conflist").write_text(json.dumps(bridge_conflist()))
+    d.start()
+    d.images().PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)), timeout=300)
+    pod = new_pod(d)
+    cid = create(d, pod, "short", ["true"])
+    d.runtime().StartContainer(pb.StartContainerRequest(container_id=cid), timeout=60)
+    assert wait_state(d, cid, pb.CONTAINER_EXITED).state == pb.CONTAINER_EXITED
+    d.runtime().RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=60)
+    d.runtime().StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)
+    d.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)
+    events = [line.split("event: ", 1)[1] for line in d.log().splitlines() if " event: " in line]
+    assert events == [
+        f"pod {pod[0]} (new) -> ready",
+        f"container {cid} (new) -> created",
+        f"container {cid} created -> running",
+        f"container {cid} running -> exited",
+        f"container {cid} exited -> removed",
+        f"pod {pod[0]} ready -> notready",
+        f"pod {pod[0]} notready -> removed",
+    ]

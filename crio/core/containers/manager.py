@@ -40,6 +40,7 @@ from crio.core.containers.model import (
     Container,
 )
 from crio.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from crio.core.events import CONTAINER, REMOVED, EventBus
 from crio.core.idindex import by_id_or_prefix
 from crio.core.images.service import ImageService
 from crio.core.journal import Entry, Intent, Journal
@@ -111,8 +112,10 @@ class ContainerManager:
         pods: SandboxManager,
         runtime: RuntimeCalls,
         journal: Journal,
+        events: EventBus,
     ) -> None:
         self.config = config
+        self.events = events
         self.access = access
         self.store = access.store
         self.plugins = plugins
@@ -211,6 +214,7 @@ class ContainerManager:
             await asyncio.shield(intent.end())  # undone in process by the cleanup stack
             raise
         await intent.end()
+        self.events.transition(CONTAINER, container.id, pod.id, "", CREATED)
         log.info("container %s (%s) created in pod %s", container_id, name, pod.id)
         return container.id
 
@@ -331,9 +335,11 @@ class ContainerManager:
 
     async def _commit(self, container: Container, **changes: Any) -> None:
         """Persist the container with ``changes``, then apply them in memory (disk first, memory second)."""
+        old_state = container.state
         await self._persist(replace(container, **changes))
         for key, value in changes.items():
             setattr(container, key, value)
+        self.events.transition(CONTAINER, container.id, container.pod_id, old_state, container.state)
 
     # ------------------------------------------------------------------------------------- start / stop
 
@@ -424,6 +430,7 @@ class ContainerManager:
             self.containers.pop(container.id, None)
             self.names.pop(container.name, None)
             await intent.end()
+            self.events.transition(CONTAINER, container.id, container.pod_id, container.state, REMOVED)
         self._locks.pop(container.id, None)
         log.info("container %s (%s) removed", container.id, container.name)
 

@@ -28,6 +28,7 @@ from crio.core.bundlefiles import read_spec, write_spec
 from crio.core.cleanup import CleanupStack
 from crio.core.config import Config
 from crio.core.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
+from crio.core.events import POD, REMOVED, EventBus
 from crio.core.idindex import by_id_or_prefix
 from crio.core.images.pause import ensure_pause_image
 from crio.core.images.service import ImageService
@@ -84,8 +85,10 @@ class SandboxManager:
         images: ImageService,
         runtime: RuntimeCalls,
         journal: Journal,
+        events: EventBus,
     ) -> None:
         self.config = config
+        self.events = events
         self.access = access
         self.store = access.store
         self.plugins = plugins
@@ -195,6 +198,7 @@ class SandboxManager:
             await asyncio.shield(intent.end())  # undone in process by the cleanup stack
             raise
         await intent.end()
+        self.events.transition(POD, pod_id, pod_id, "", READY)
         log.info("pod %s (%s) is ready, IPs %s", pod_id, name, ", ".join(sandbox.ips) or "host network")
         return pod_id
 
@@ -389,9 +393,11 @@ class SandboxManager:
 
     async def _commit(self, sandbox: Sandbox, **changes: Any) -> None:
         """Persist the pod with ``changes``, then apply them in memory (disk first, memory second)."""
+        old_state = sandbox.state
         await self._persist(replace(sandbox, **changes))
         for key, value in changes.items():
             setattr(sandbox, key, value)
+        self.events.transition(POD, sandbox.id, sandbox.id, old_state, sandbox.state)
 
     async def remove(self, pod_id: str) -> None:
         """Stop (if needed) and remove the pod and everything it holds. Idempotent."""
@@ -419,6 +425,7 @@ class SandboxManager:
             self.sandboxes.pop(sandbox.id, None)
             self.names.pop(sandbox.name, None)
             await intent.end()
+            self.events.transition(POD, sandbox.id, sandbox.id, sandbox.state, REMOVED)
         self._locks.pop(sandbox.id, None)
         log.info("pod %s (%s) removed", sandbox.id, sandbox.name)
 
