@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,3 +126,15 @@ class Journal:
                 with contextlib.suppress(OSError):
                     path.unlink()
         return sorted(found, key=lambda entry: entry.started)
+
+    async def recover(self, entry: Entry, purge: Callable[[], Awaitable[None]], what: str) -> bool:
+        """Run ``purge`` for an interrupted operation (``what`` names it in the log) and forget its entry;
+        when the purge fails the entry is kept, so the next start tries again. Returns whether it worked."""
+        try:
+            await purge()
+        except Exception:
+            log.exception("%s %s: recovering it failed; kept for the next start", what, entry.object_id)
+            return False
+        await asyncio.to_thread(self.remove, entry.object_id)
+        log.info("%s %s (%s) undone", what, entry.object_id, entry.data.get("name", ""))
+        return True

@@ -162,7 +162,7 @@ def test_a_run_interrupted_in_cni_add_is_undone_at_restart(
 
     again = start(crio_factory, blocker)
     assert_nothing_left(again, pod_id)
-    assert "interrupted run undone" in again.log()
+    assert f"interrupted run of pod {pod_id}" in again.log()
     again_id = run_pod(again, config)  # the name is free again
     remove(again, again_id)
     assert_nothing_left(again, again_id)
@@ -188,7 +188,7 @@ def test_a_removal_interrupted_in_cni_del_is_finished_at_restart(
         pod_status(again, pod_id)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     assert_nothing_left(again, pod_id)
-    assert "interrupted removal undone" in again.log()
+    assert f"interrupted removal of pod {pod_id}" in again.log()
 
 
 def _ignore_errors(call: Any, *args: Any) -> None:

@@ -102,3 +102,24 @@ def test_missing_directory_has_nothing_pending(tmp_path: Path) -> None:
 def test_entry_parsing_refuses_what_is_not_an_entry(raw: bytes) -> None:
     with pytest.raises(ValueError):
         Entry.from_json(raw)
+
+
+def test_recover_forgets_an_entry_only_when_its_purge_worked(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    purged: list[str] = []
+
+    async def scenario() -> None:
+        await journal.begin("run_pod", "ok")
+        await journal.begin("run_pod", "broken")
+        for entry in journal.pending():
+
+            async def purge(entry: Entry = entry) -> None:
+                if entry.object_id == "broken":
+                    raise OSError("device busy")
+                purged.append(entry.object_id)
+
+            await journal.recover(entry, purge, "interrupted run of pod")
+
+    run(scenario())
+    assert purged == ["ok"]
+    assert [e.object_id for e in journal.pending()] == ["broken"]  # tried again at the next start

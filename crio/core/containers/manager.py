@@ -524,20 +524,12 @@ class ContainerManager:
 
     async def _recover(self, entry: Entry) -> None:
         """Purge the container of an interrupted creation (undo) or removal (finish); forget the entry."""
-        what = "creation" if entry.op == OP_CREATE else "removal"
-        try:
-            await self._purge(entry)
-        except Exception:
-            log.exception(
-                "container %s: recovering its interrupted %s failed; kept for the next start",
-                entry.object_id,
-                what,
-            )
-            return
-        await asyncio.to_thread(self.journal.remove, entry.object_id)
-        log.info(
-            "container %s (%s): interrupted %s undone", entry.object_id, entry.data.get("name", ""), what
+        what = (
+            "interrupted creation of container"
+            if entry.op == OP_CREATE
+            else "interrupted removal of container"
         )
+        await self.journal.recover(entry, lambda: self._purge(entry), what)
 
     # ------------------------------------------------------------------------------------------- restore
 

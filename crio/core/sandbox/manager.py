@@ -515,17 +515,9 @@ class SandboxManager:
 
     async def _recover(self, entry: Entry) -> None:
         """Purge the pod of an interrupted run (undo) or removal (finish), then forget the entry."""
-        what = "run" if entry.op == OP_RUN else "removal"
+        what = "interrupted run of pod" if entry.op == OP_RUN else "interrupted removal of pod"
         network = entry.op == OP_REMOVE or entry.done(STEP_NETWORK)
-        try:
-            await self._purge(entry, network=network)
-        except Exception:
-            log.exception(
-                "pod %s: recovering its interrupted %s failed; kept for the next start", entry.object_id, what
-            )
-            return
-        await asyncio.to_thread(self.journal.remove, entry.object_id)
-        log.info("pod %s (%s): interrupted %s undone", entry.object_id, entry.data.get("name", ""), what)
+        await self.journal.recover(entry, lambda: self._purge(entry, network=network), what)
 
     async def _remove_leftover(self, pod_id: str) -> None:
         """Purge a pod storage container without a usable record (left by a crio without a journal)."""
