@@ -2,9 +2,10 @@
 
 Before an operation touches the host (a storage container, a namespace, a CNI ADD, a runtime container, a
 mount), :meth:`Journal.begin` writes an entry naming the operation, its object and everything a recovery
-needs to undo or finish it, to ``<dir>/<object id>.json``; the first write is fsynced. After each step,
-:meth:`Intent.step` records it (an atomic rewrite: a daemon killed at any moment leaves either the old or
-the new entry, and the page cache keeps it across a daemon crash; only the start is forced to disk). When
+needs to undo or finish it, to ``<dir>/<object id>.json``; the first write is fsynced. A step whose
+outcome the recovery cannot learn by probing the host is recorded before it is attempted with
+:meth:`Intent.step` (an atomic rewrite: a daemon killed at any moment leaves either the old or the new
+entry, and the page cache keeps it across a daemon crash; only the start is forced to disk). When
 the operation is over, successful or cleanly undone, :meth:`Intent.end` removes the entry. On start the
 daemon reads :meth:`Journal.pending` and hands every entry to the recovery of its operation.
 

@@ -43,7 +43,7 @@ from crio.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument,
 from crio.core.events import CONTAINER, REMOVED, EventBus
 from crio.core.idindex import by_id_or_prefix
 from crio.core.images.service import ImageService
-from crio.core.journal import Entry, Intent, Journal
+from crio.core.journal import Entry, Journal
 from crio.core.plugins import PluginManager
 from crio.core.runtime_calls import RuntimeCalls
 from crio.core.sandbox.manager import SandboxManager
@@ -56,9 +56,9 @@ from crio.core.types import ContainerBundle, ContainerRuntimeState, ExecResult
 
 log = logging.getLogger(__name__)
 
-# Journal operations of containers, and the steps of a creation (recorded before each is attempted).
+# Journal operations of containers. A creation records no steps: its recovery probes the store (the
+# runtime container can exist only once the storage container does) and purges whatever it finds.
 OP_CREATE, OP_REMOVE = "create_container", "remove_container"
-STEP_STORAGE, STEP_RUNTIME = "storage", "runtime"
 
 
 def storage_name(container_config: Mapping[str, Any], pod: Sandbox) -> str:
@@ -207,7 +207,7 @@ class ContainerManager:
         try:
             async with CleanupStack(f"CreateContainer {name}") as undo:
                 container = await self._create(
-                    undo, intent, container_id, name, pod, config, image, found, log_path, volumes
+                    undo, container_id, name, pod, config, image, found, log_path, volumes
                 )
         except BaseException:
             self.names.pop(name, None)
@@ -221,7 +221,6 @@ class ContainerManager:
     async def _create(
         self,
         undo: CleanupStack,
-        intent: Intent,
         container_id: str,
         name: str,
         pod: Sandbox,
@@ -244,7 +243,6 @@ class ContainerManager:
                 "mountlabel": "",
             }
         )
-        await intent.step(STEP_STORAGE)
         await self.access.call(
             self.store.create_container,
             container_id,
@@ -294,7 +292,6 @@ class ContainerManager:
             image_volumes=[v.to_dict() for v in mounted],
         )
         bundle = self._bundle(container, rundir)
-        await intent.step(STEP_RUNTIME, rundir=str(rundir), log_path=log_path)
         state = await self.runtime.create(pod.runtime_handler, bundle)
         undo.push("runtime container", lambda: self.runtime.destroy(pod.runtime_handler, bundle))
         container.pid = state.pid
@@ -420,11 +417,9 @@ class ContainerManager:
                 pod_id=container.pod_id,
                 handler=container.runtime_handler,
                 rundir=str(bundle.bundle),
-                log_path=container.log_path,
             )
             watcher = self._watchers.get(container.id)
-            await self.runtime.destroy(container.runtime_handler, bundle)
-            if watcher is not None:
+            if watcher is not None:  # the container goes: its exit is no longer recorded
                 watcher.cancel()
             await self._purge(intent.entry)
             self.containers.pop(container.id, None)
@@ -509,11 +504,7 @@ class ContainerManager:
             rundir = str(await self.access.call(self.store.container_run_directory, container_id))
         if rundir:
             bundle = self.runtime.bundle(
-                container_id,
-                str(entry.data.get("name", "")),
-                str(entry.data.get("pod_id", "")),
-                Path(rundir),
-                str(entry.data.get("log_path", "")),
+                container_id, str(entry.data.get("name", "")), str(entry.data.get("pod_id", "")), Path(rundir)
             )
             await self.runtime.destroy(str(entry.data.get("handler", "")), bundle)
         if exists:

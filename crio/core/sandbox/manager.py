@@ -6,9 +6,9 @@ hostname/resolv.conf/hosts files its containers share. Every step of a run regis
 leaves nothing behind; every state change is persisted atomically in ``sandbox.json`` before memory changes.
 
 Runs and removals are journaled (:mod:`crio.core.journal`, operations ``run_pod`` and ``remove_pod``): the
-intent is on disk before the first host change and each step is recorded, so that after a crash the restart
-purges the pod (undoes an interrupted run, finishes an interrupted removal) with one idempotent routine,
-:meth:`SandboxManager._purge`, the same one a removal uses.
+intent is on disk before the first host change and the CNI ADD is recorded before it is attempted, so that
+after a crash the restart purges the pod (undoes an interrupted run, finishes an interrupted removal) with
+one idempotent routine, :meth:`SandboxManager._purge`, the same one a removal uses.
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ INFRA_STOP_TIMEOUT = 0.0
 POD_CONTAINER_STOP_TIMEOUT = 10.0
 # Journal operations of pods.
 OP_RUN, OP_REMOVE = "run_pod", "remove_pod"
-# Journal steps of a run, recorded before each is attempted.
-STEP_STORAGE, STEP_NETWORK, STEP_RUNTIME = "storage", "network", "runtime"
+# The one journal step of a run, recorded before it is attempted: the CNI ADD, whose undo (a DEL) cannot be
+# decided by looking at the host. Everything else the recovery finds by probing the store and the paths.
+STEP_NETWORK = "network"
 
 
 class PodMembers(Protocol):
@@ -233,7 +234,6 @@ class SandboxManager:
                 "mountlabel": "",
             }
         )
-        await intent.step(STEP_STORAGE)
         await self.access.call(self.store.create_container, pod_id, [name], pause_id, metadata)
         undo.push("storage container", lambda: self.access.bulk(self.store.delete_container, pod_id))
         rundir = await self.access.call(self.store.container_run_directory, pod_id)
@@ -323,7 +323,6 @@ class SandboxManager:
         spec_bytes = json.dumps(spec, indent=1).encode()
         await asyncio.to_thread(write_spec, spec_bytes, userdata, rundir)
         bundle = self._bundle(sandbox, rundir)
-        await intent.step(STEP_RUNTIME, rundir=str(rundir))
         created = await self.runtime.create(handler_name, bundle)
         undo.push("infra container", lambda: self.runtime.destroy(handler_name, bundle))
         sandbox.infra_pid = created.pid
@@ -460,9 +459,13 @@ class SandboxManager:
             await asyncio.to_thread(mountutil.unmount, str(Path(rundir) / "shm"), True)
         if network:
             await self._detach(stub)
-        await asyncio.to_thread(netns.remove, Path(netns_path))
-        await asyncio.to_thread(netns.remove, netns.directory_for(namespaces_dir) / f"crio-{pod_id}")
-        await asyncio.to_thread(netns.remove, userns.directory_for(namespaces_dir) / f"crio-{pod_id}")
+        pinned = {
+            Path(netns_path),
+            netns.directory_for(namespaces_dir) / f"crio-{pod_id}",
+            userns.directory_for(namespaces_dir) / f"crio-{pod_id}",
+        }
+        for path in pinned:
+            await asyncio.to_thread(netns.remove, path)
         if exists:
             await self.access.call(self.store.unmount, pod_id, True)
             await self.access.bulk(self.store.delete_container, pod_id)
