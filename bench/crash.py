@@ -37,7 +37,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ from typing import Any
 import grpc
 
 from bench import registry
-from bench.common import CrioDaemon, mounts_under, print_table, remove_tree, scratch_dir
+from bench.common import CriClient, CrioDaemon, mounts_under, print_table, remove_tree, scratch_dir
 from bench.cri import BUSYBOX, container_config, pod_config
 from crio.core.api import api_pb2 as pb
 from crio.plugins.cni import cache
@@ -93,9 +93,7 @@ class Client(threading.Thread):
 
     def __init__(self, socket: str, acked: Acked, pull_every: int, log_root: Path, seed: int) -> None:
         super().__init__(daemon=True)
-        self.channel = grpc.insecure_channel(f"unix:{socket}")
-        self.runtime: Any = _stub("RuntimeServiceStub", self.channel)
-        self.images: Any = _stub("ImageServiceStub", self.channel)
+        self.client = CriClient(socket)
         self.acked = acked
         self.pull_every = pull_every
         self.log_root = log_root
@@ -103,94 +101,53 @@ class Client(threading.Thread):
         self.in_flight = ""
         self.passes = 0
 
-    def call(self, rpc: str, fn: Callable[[], Any]) -> Any:
-        self.in_flight = rpc
-        result = fn()
+    def rpc(self, method: str, request: Any) -> Any:
+        """Call ``method`` (of the image service for PullImage, else of the runtime service), noting it as in
+        flight until it returns."""
+        service = self.client.images if method == "PullImage" else self.client.runtime
+        self.in_flight = method
+        reply = getattr(service, method)(request, timeout=RPC_TIMEOUT)
         self.in_flight = ""
-        return result
+        return reply
 
     def run(self) -> None:
         with contextlib.suppress(grpc.RpcError):
             while True:
                 self.one_pass()
 
+    def note(self, group: set[str], object_id: str, add: bool = True) -> None:
+        """Record (or forget) an acknowledged object in one of the shared sets."""
+        with self.acked.lock:
+            if add:
+                group.add(object_id)
+            else:
+                group.discard(object_id)
+
     def one_pass(self) -> None:
         self.passes += 1
         if self.pull_every and self.passes % self.pull_every == 0:
-            self.call("PullImage", lambda: self.images.PullImage(_pull(BUSYBOX), timeout=RPC_TIMEOUT))
+            self.rpc("PullImage", pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
         name = f"crash-{uuid.uuid4().hex[:8]}"
         config = pod_config(name, CGROUP_PARENT, self.log_root)
         with self.acked.lock:
             self.acked.names.add((name, config.metadata.uid))
-        pod_id = self.call(
-            "RunPodSandbox",
-            lambda: self.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=config), timeout=RPC_TIMEOUT),
-        ).pod_sandbox_id
-        with self.acked.lock:
-            self.acked.pods.add(pod_id)
+        pod_id = self.rpc("RunPodSandbox", pb.RunPodSandboxRequest(config=config)).pod_sandbox_id
+        self.note(self.acked.pods, pod_id)
         request = pb.CreateContainerRequest(
             pod_sandbox_id=pod_id, config=container_config(BUSYBOX, ("sleep", "3600")), sandbox_config=config
         )
-        cid = self.call(
-            "CreateContainer", lambda: self.runtime.CreateContainer(request, timeout=RPC_TIMEOUT)
-        ).container_id
-        with self.acked.lock:
-            self.acked.containers.add(cid)
-        self.call(
-            "StartContainer",
-            lambda: self.runtime.StartContainer(
-                pb.StartContainerRequest(container_id=cid), timeout=RPC_TIMEOUT
-            ),
-        )
-        self.call(
-            "ExecSync",
-            lambda: self.runtime.ExecSync(
-                pb.ExecSyncRequest(container_id=cid, cmd=["true"], timeout=10), timeout=RPC_TIMEOUT
-            ),
-        )
-        self.call(
-            "StopContainer",
-            lambda: self.runtime.StopContainer(
-                pb.StopContainerRequest(container_id=cid, timeout=self.rng.choice([0, 1])),
-                timeout=RPC_TIMEOUT,
-            ),
-        )
-        with self.acked.lock:
-            self.acked.removing.add(cid)
-        self.call(
-            "RemoveContainer",
-            lambda: self.runtime.RemoveContainer(
-                pb.RemoveContainerRequest(container_id=cid), timeout=RPC_TIMEOUT
-            ),
-        )
-        with self.acked.lock:
-            self.acked.containers.discard(cid)
-        self.call(
-            "StopPodSandbox",
-            lambda: self.runtime.StopPodSandbox(
-                pb.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=RPC_TIMEOUT
-            ),
-        )
-        with self.acked.lock:
-            self.acked.removing.add(pod_id)
-        self.call(
-            "RemovePodSandbox",
-            lambda: self.runtime.RemovePodSandbox(
-                pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=RPC_TIMEOUT
-            ),
-        )
-        with self.acked.lock:
-            self.acked.pods.discard(pod_id)
-
-
-def _stub(name: str, channel: grpc.Channel) -> Any:
-    from crio.core.api import api_pb2_grpc
-
-    return getattr(api_pb2_grpc, name)(channel)
-
-
-def _pull(image: str) -> pb.PullImageRequest:
-    return pb.PullImageRequest(image=pb.ImageSpec(image=image))
+        cid = self.rpc("CreateContainer", request).container_id
+        self.note(self.acked.containers, cid)
+        self.rpc("StartContainer", pb.StartContainerRequest(container_id=cid))
+        self.rpc("ExecSync", pb.ExecSyncRequest(container_id=cid, cmd=["true"], timeout=10))
+        self.rpc("StopContainer", pb.StopContainerRequest(container_id=cid, timeout=self.rng.choice([0, 1])))
+        self.note(self.acked.removing, cid)
+        self.rpc("RemoveContainer", pb.RemoveContainerRequest(container_id=cid))
+        self.note(self.acked.containers, cid, add=False)
+        self.rpc("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+        self.note(self.acked.removing, pod_id)
+        self.rpc("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+        self.note(self.acked.pods, pod_id, add=False)
 
 
 # ------------------------------------------------------------------------------------------------ leaks
@@ -377,7 +334,7 @@ def one_round(
     interrupted = sorted(w.in_flight or "between RPCs" for w in workers)
     for worker in workers:
         worker.join(RPC_TIMEOUT)
-        worker.channel.close()
+        worker.client.close()
     daemon.proc = None
     with contextlib.suppress(Exception):
         daemon.client.close()
