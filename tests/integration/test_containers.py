@@ -354,11 +354,15 @@ def test_every_transition_is_published_once(crio_factory: CrioFactory, local_reg
     d.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)
     events = [line.split("event: ", 1)[1] for line in d.log().splitlines() if " event: " in line]
     assert events == [
-        f"pod {pod[0]} (new) -> ready",
-        f"container {cid} (new) -> created",
+        f"pod {pod[0]} (new) -> creating",
+        f"pod {pod[0]} creating -> ready",
+        f"container {cid} (new) -> creating",
+        f"container {cid} creating -> created",
         f"container {cid} created -> running",
         f"container {cid} running -> exited",
-        f"container {cid} exited -> removed",
+        f"container {cid} exited -> removing",
+        f"container {cid} removing -> removed",
         f"pod {pod[0]} ready -> notready",
-        f"pod {pod[0]} notready -> removed",
+        f"pod {pod[0]} notready -> removing",
+        f"pod {pod[0]} removing -> removed",
     ]

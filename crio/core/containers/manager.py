@@ -20,7 +20,6 @@ import os
 import signal
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +35,20 @@ from crio.core.containers.model import (
     REASON_ERROR,
     REASON_OOM,
     RUNNING,
-    UNKNOWN,
     Container,
 )
 from crio.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from crio.core.events import CONTAINER, REMOVED, EventBus
-from crio.core.idindex import by_id_or_prefix
+from crio.core.events import EventBus
 from crio.core.images.service import ImageService
 from crio.core.journal import Entry, Journal
+from crio.core.lifecycle import machine
+from crio.core.lifecycle.engine import Lifecycle
+from crio.core.lifecycle.machine import REMOVING
 from crio.core.plugins import PluginManager
 from crio.core.runtime_calls import RuntimeCalls
 from crio.core.sandbox.manager import SandboxManager
 from crio.core.sandbox.model import READY, Sandbox
 from crio.core.spec.container import cgroups_path
-from crio.core.storage.atomic import atomic_write
 from crio.core.storage.layerid import random_id
 from crio.core.storeaccess import StoreAccess
 from crio.core.types import ContainerBundle, ContainerRuntimeState, ExecResult
@@ -123,28 +122,28 @@ class ContainerManager:
         self.pods = pods
         self.runtime = runtime
         self.journal = journal
-        self.containers: dict[str, Container] = {}
-        self.names: dict[str, str] = {}
+        self.table: Lifecycle[Container] = Lifecycle(machine.CONTAINER, Container, access, events)
         self._watchers: dict[str, asyncio.Task[None]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
         self._cpu_samples: dict[str, tuple[int, int]] = {}
 
     # ------------------------------------------------------------------------------------------ lookups
 
+    @property
+    def containers(self) -> dict[str, Container]:
+        """Every container (not those being created), by ID."""
+        return self.table.records
+
     def get(self, id_or_prefix: str) -> Container:
         """The container with this ID or unique ID prefix; NotFound otherwise."""
-        return by_id_or_prefix(self.containers, id_or_prefix, "container")
+        return self.table.get(id_or_prefix)
 
     def find(self, id_or_prefix: str) -> Container | None:
         """Like :meth:`get`, but None for an unknown container."""
-        try:
-            return self.get(id_or_prefix)
-        except NotFound:
-            return None
+        return self.table.find(id_or_prefix)
 
     def of_pod(self, pod_id: str) -> list[Container]:
         """The containers of one pod."""
-        return [c for c in self.containers.values() if c.pod_id == pod_id]
+        return self.table.select(where=lambda c: c.pod_id == pod_id)
 
     def list(
         self,
@@ -153,22 +152,9 @@ class ContainerManager:
         pod_id: str = "",
         labels: Mapping[str, str] | None = None,
     ) -> list[Container]:
-        """Containers matching ID (prefix), state, pod (ID or prefix) and a label selector."""
-        result = []
-        for container in self.containers.values():
-            if id_prefix and not container.id.startswith(id_prefix):
-                continue
-            if state is not None and container.state != state:
-                continue
-            if pod_id and not container.pod_id.startswith(pod_id):
-                continue
-            if labels and any(container.labels.get(k) != v for k, v in labels.items()):
-                continue
-            result.append(container)
-        return sorted(result, key=lambda c: c.created_at)
-
-    def _lock(self, container_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(container_id, asyncio.Lock())
+        """Containers matching ID (prefix), state, pod (ID or prefix) and a label selector, oldest first."""
+        in_pod = (lambda c: c.pod_id.startswith(pod_id)) if pod_id else None
+        return self.table.select(id_prefix, state, labels, in_pod)
 
     # ---------------------------------------------------------------------------------------------- create
 
@@ -186,7 +172,7 @@ class ContainerManager:
             raise FailedPrecondition(f"pod sandbox {pod.id} is not ready")
         log_path = log_path_of(pod, config)
         name = storage_name(config, pod)
-        holder = self.names.get(name)
+        holder = self.table.holder(name)
         if holder is not None:
             raise AlreadyExists(f"container name {name} is reserved by container {holder}")
         found = await self.images.resolve(image)
@@ -196,13 +182,13 @@ class ContainerManager:
         await self.images.verify_for_container(found, image, str(pod.metadata.get("namespace", "")))
         volumes = await imagevolumes.plan(self.images, config)
         container_id = random_id()
-        self.names[name] = container_id
+        self.table.reserve(name, container_id)
         try:
             intent = await self.journal.begin(
                 OP_CREATE, container_id, name=name, pod_id=pod.id, handler=pod.runtime_handler
             )
         except BaseException:
-            self.names.pop(name, None)
+            self.table.abandon(container_id)
             raise
         try:
             async with CleanupStack(f"CreateContainer {name}") as undo:
@@ -210,11 +196,10 @@ class ContainerManager:
                     undo, container_id, name, pod, config, image, found, log_path, volumes
                 )
         except BaseException:
-            self.names.pop(name, None)
+            self.table.abandon(container_id)
             await asyncio.shield(intent.end())  # undone in process by the cleanup stack
             raise
         await intent.end()
-        self.events.transition(CONTAINER, container.id, pod.id, "", CREATED)
         log.info("container %s (%s) created in pod %s", container_id, name, pod.id)
         return container.id
 
@@ -295,9 +280,7 @@ class ContainerManager:
         state = await self.runtime.create(pod.runtime_handler, bundle)
         undo.push("runtime container", lambda: self.runtime.destroy(pod.runtime_handler, bundle))
         container.pid = state.pid
-        self.containers[container_id] = container
-        undo.push_sync("container record", lambda: self.containers.pop(container_id, None))
-        await self._persist(container)
+        await self.table.created(container)  # the last step: nothing after it can fail
         return container
 
     async def _infra(self, pod: Sandbox) -> tuple[int, dict[str, Any]]:
@@ -326,30 +309,18 @@ class ContainerManager:
         rundir = await self.access.call(self.store.container_run_directory, container.id)
         return self._bundle(container, rundir)
 
-    async def _persist(self, container: Container) -> None:
-        directory = await self.access.call(self.store.container_directory, container.id)
-        await asyncio.to_thread(atomic_write, Container.state_path(directory), container.to_json())
-
-    async def _commit(self, container: Container, **changes: Any) -> None:
-        """Persist the container with ``changes``, then apply them in memory (disk first, memory second)."""
-        old_state = container.state
-        await self._persist(replace(container, **changes))
-        for key, value in changes.items():
-            setattr(container, key, value)
-        self.events.transition(CONTAINER, container.id, container.pod_id, old_state, container.state)
-
     # ------------------------------------------------------------------------------------- start / stop
 
     async def start(self, container_id: str) -> None:
         """Start a created container and watch for its exit."""
         container = self.get(container_id)
-        async with self._lock(container.id):
+        async with self.table.lock(container.id):
             if container.state != CREATED:
                 raise FailedPrecondition(f"container {container.id} is {container.state}, not created")
             bundle = await self.bundle_of(container)
             started_at = time.time_ns()
             await self.runtime.start(container.runtime_handler, bundle)
-            await self._commit(container, state=RUNNING, started_at=started_at)
+            await self.table.commit(container, state=RUNNING, started_at=started_at)
         self._watch(container)
 
     def _watch(self, container: Container) -> None:
@@ -372,14 +343,14 @@ class ContainerManager:
             await self._record_exit(container, state)
 
     async def _record_exit(self, container: Container, state: ContainerRuntimeState) -> None:
-        if container.state == EXITED or container.id not in self.containers:
-            return
+        if container.id not in self.table or container.state not in (CREATED, RUNNING):
+            return  # exited already, or being removed (the removal kills it; no exit is recorded)
         exit_code = state.exit_code if state.exit_code is not None else -1
         reason = REASON_COMPLETED if exit_code == 0 else REASON_ERROR
         if state.oom_killed:
             reason = REASON_OOM
         finished_at = max(state.finished_at or time.time_ns(), container.started_at)
-        await self._commit(
+        await self.table.commit(
             container, state=EXITED, exit_code=exit_code, finished_at=finished_at, reason=reason
         )
         log.info("container %s exited with %d (%s)", container.id, container.exit_code, container.reason)
@@ -390,7 +361,7 @@ class ContainerManager:
         Not serialized with other stops: a second stop with a shorter timeout takes effect at once.
         """
         container = self.find(container_id)
-        if container is None or container.state in (EXITED, UNKNOWN):
+        if container is None or container.state in (EXITED, REMOVING):
             return
         bundle = await self.bundle_of(container)
         stop_signal = _signal_number(container.stop_signal)
@@ -406,8 +377,8 @@ class ContainerManager:
         container = self.find(container_id)
         if container is None:
             return
-        async with self._lock(container.id):
-            if container.id not in self.containers:
+        async with self.table.lock(container.id):
+            if container.id not in self.table:
                 return
             bundle = await self.bundle_of(container)
             intent = await self.journal.begin(
@@ -421,12 +392,10 @@ class ContainerManager:
             watcher = self._watchers.get(container.id)
             if watcher is not None:  # the container goes: its exit is no longer recorded
                 watcher.cancel()
+            self.table.removing(container)
             await self._purge(intent.entry)
-            self.containers.pop(container.id, None)
-            self.names.pop(container.name, None)
             await intent.end()
-            self.events.transition(CONTAINER, container.id, container.pod_id, container.state, REMOVED)
-        self._locks.pop(container.id, None)
+            self.table.removed(container)
         log.info("container %s (%s) removed", container.id, container.name)
 
     # ------------------------------------------------------------------------------------- status & co
@@ -449,8 +418,9 @@ class ContainerManager:
             raise FailedPrecondition(f"container {container.id} is {container.state}")
         resources = specbuild.oci_resources(linux)
         await self.runtime.update(container.runtime_handler, await self.bundle_of(container), resources)
-        container.config.setdefault("linux", {})["resources"] = dict(linux)
-        await self._persist(container)
+        config = dict(container.config)
+        config["linux"] = {**config.get("linux", {}), "resources": dict(linux)}
+        await self.table.commit(container, config=config)
 
     async def reopen_log(self, container_id: str) -> None:
         """Make the monitor reopen the container's log file (after the kubelet rotated it)."""
@@ -533,21 +503,14 @@ class ContainerManager:
         for entry in await asyncio.to_thread(self.journal.pending):
             if entry.op in (OP_CREATE, OP_REMOVE):
                 await self._recover(entry)
-        for record in await self.access.call(self.store.containers):
-            try:
-                meta = json.loads(record.metadata or "{}")
-            except ValueError:
-                continue
-            if not meta.get("pod-id") or meta.get("pod-id") == record.id:
-                continue
-            directory = await self.access.call(self.store.container_directory, record.id)
-            try:
-                container = Container.from_json(
-                    await asyncio.to_thread(Container.state_path(directory).read_bytes)
+        for stored in await self.table.stored(_is_container):
+            container = stored.record
+            if container is None:
+                log.warning(
+                    "container %s has no usable state (%s): removing its leftovers", stored.id, stored.problem
                 )
-            except (OSError, ValueError, TypeError) as exc:
-                log.warning("container %s has no usable state (%s): removing its leftovers", record.id, exc)
-                await self._purge(Entry(OP_REMOVE, record.id, {"pod_id": str(meta.get("pod-id", ""))}))
+                pod_id = str(stored.metadata.get("pod-id", ""))
+                await self._purge(Entry(OP_REMOVE, stored.id, {"pod_id": pod_id}))
                 continue
             if container.pod_id not in self.pods.sandboxes:
                 log.warning("container %s: its pod %s is gone; removing it", container.id, container.pod_id)
@@ -563,8 +526,7 @@ class ContainerManager:
                     )
                 )
                 continue
-            self.containers[container.id] = container
-            self.names[container.name] = container.id
+            self.table.adopt(container)
             if container.state == RUNNING:
                 bundle = await self.bundle_of(container)
                 state = await self.runtime.state(container.runtime_handler, bundle)
@@ -580,6 +542,12 @@ class ContainerManager:
         for task in list(self._watchers.values()):
             task.cancel()
         await asyncio.gather(*self._watchers.values(), return_exceptions=True)
+
+
+def _is_container(object_id: str, metadata: Mapping[str, Any]) -> bool:
+    """Whether a storage container is a crio container (not a pod's infra container)."""
+    pod_id = metadata.get("pod-id")
+    return bool(pod_id) and pod_id != object_id
 
 
 def _signal_number(name: str) -> int:

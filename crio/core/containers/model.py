@@ -5,12 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from crio.core.lifecycle.machine import CREATED, EXITED, REMOVING, RUNNING
 from crio.core.statefile import CriConfigViews, JsonState
 
-CREATED = "created"
-RUNNING = "running"
-EXITED = "exited"
-UNKNOWN = "unknown"
+__all__ = [
+    "CREATED",
+    "EXITED",
+    "REASON_COMPLETED",
+    "REASON_ERROR",
+    "REASON_OOM",
+    "REMOVING",
+    "RUNNING",
+    "Container",
+]
 
 REASON_COMPLETED = "Completed"
 REASON_ERROR = "Error"

@@ -27,12 +27,13 @@ from crio.core import mountutil, netns, security, userns
 from crio.core.bundlefiles import read_spec, write_spec
 from crio.core.cleanup import CleanupStack
 from crio.core.config import Config
-from crio.core.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
-from crio.core.events import POD, REMOVED, EventBus
-from crio.core.idindex import by_id_or_prefix
+from crio.core.errors import FailedPrecondition, Unavailable
+from crio.core.events import EventBus
 from crio.core.images.pause import ensure_pause_image
 from crio.core.images.service import ImageService
 from crio.core.journal import Entry, Intent, Journal
+from crio.core.lifecycle import machine
+from crio.core.lifecycle.engine import Lifecycle
 from crio.core.plugins import PluginManager
 from crio.core.runtime_calls import RuntimeCalls
 from crio.core.sandbox import files, validate
@@ -96,41 +97,29 @@ class SandboxManager:
         self.images = images
         self.runtime = runtime
         self.journal = journal
-        self.sandboxes: dict[str, Sandbox] = {}
-        self.names: dict[str, str] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.table: Lifecycle[Sandbox] = Lifecycle(machine.POD, Sandbox, access, events)
         self.members: PodMembers | None = None  # the pods' containers, set by the daemon
 
     # ------------------------------------------------------------------------------------------ lookups
 
+    @property
+    def sandboxes(self) -> dict[str, Sandbox]:
+        """Every pod (not those being created), by ID."""
+        return self.table.records
+
     def get(self, id_or_prefix: str) -> Sandbox:
         """The pod with this ID or unique ID prefix; NotFound otherwise."""
-        return by_id_or_prefix(self.sandboxes, id_or_prefix, "pod sandbox")
+        return self.table.get(id_or_prefix)
 
     def find(self, id_or_prefix: str) -> Sandbox | None:
         """Like :meth:`get`, but None for an unknown pod."""
-        try:
-            return self.get(id_or_prefix)
-        except NotFound:
-            return None
+        return self.table.find(id_or_prefix)
 
     def list(
         self, id_prefix: str = "", state: str | None = None, labels: Mapping[str, str] | None = None
     ) -> list[Sandbox]:
-        """Pods matching an ID (prefix), a state and a label selector (all must match)."""
-        result = []
-        for sandbox in self.sandboxes.values():
-            if id_prefix and not sandbox.id.startswith(id_prefix):
-                continue
-            if state is not None and sandbox.state != state:
-                continue
-            if labels and any(sandbox.labels.get(k) != v for k, v in labels.items()):
-                continue
-            result.append(sandbox)
-        return sorted(result, key=lambda s: s.created_at)
-
-    def _lock(self, pod_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(pod_id, asyncio.Lock())
+        """Pods matching an ID (prefix), a state and a label selector (all must match), oldest first."""
+        return self.table.select(id_prefix, state, labels)
 
     # ------------------------------------------------------------------------------------------------ run
 
@@ -159,23 +148,22 @@ class SandboxManager:
         resolv = files.resolv_conf(config.get("dns_config", {}), await asyncio.to_thread(_host_resolv))
         name = storage_name(config["metadata"])
         digest = config_digest(config, runtime_handler)
-        holder = self.names.get(name)
+        holder = self.table.holder(name)
         if holder is not None:
             existing = self.sandboxes.get(holder)
             if existing is not None and existing.config_digest == digest and existing.state == READY:
                 return existing.id
-            raise AlreadyExists(f"pod sandbox name {name} is reserved by pod {holder}")
         if not host_network:
             status = self.plugins.hook.crio_network_status()
             if status is None or not status.ready:
                 reason = status.message if status is not None else "no network plugin is loaded"
                 raise Unavailable(f"pod network is not ready: {reason}")
         pod_id = random_id()
-        self.names[name] = pod_id
+        self.table.reserve(name, pod_id)
         try:
             intent = await self.journal.begin(OP_RUN, pod_id, name=name, handler=handler.name, config=config)
         except BaseException:
-            self.names.pop(name, None)
+            self.table.abandon(pod_id)
             raise
         try:
             async with CleanupStack(f"RunPodSandbox {name}") as undo:
@@ -195,11 +183,10 @@ class SandboxManager:
                     replace(security_request, pod_id=pod_id),
                 )
         except BaseException:
-            self.names.pop(name, None)
+            self.table.abandon(pod_id)
             await asyncio.shield(intent.end())  # undone in process by the cleanup stack
             raise
         await intent.end()
-        self.events.transition(POD, pod_id, pod_id, "", READY)
         log.info("pod %s (%s) is ready, IPs %s", pod_id, name, ", ".join(sandbox.ips) or "host network")
         return pod_id
 
@@ -327,9 +314,7 @@ class SandboxManager:
         undo.push("infra container", lambda: self.runtime.destroy(handler_name, bundle))
         sandbox.infra_pid = created.pid
         await self.runtime.start(handler_name, bundle)
-        self.sandboxes[pod_id] = sandbox
-        undo.push_sync("pod record", lambda: self.sandboxes.pop(pod_id, None))
-        await self._persist(sandbox)
+        await self.table.created(sandbox)  # the last step: nothing after it can fail
         return sandbox
 
     def _bundle(self, sandbox: Sandbox, rundir: Path) -> ContainerBundle:
@@ -361,10 +346,6 @@ class SandboxManager:
             await pending
         sandbox.network_attached = False
 
-    async def _persist(self, sandbox: Sandbox) -> None:
-        directory = await self.access.call(self.store.container_directory, sandbox.id)
-        await asyncio.to_thread(atomic_write, Sandbox.state_path(directory), sandbox.to_json())
-
     # ----------------------------------------------------------------------------------------- stop/remove
 
     async def stop(self, pod_id: str) -> None:
@@ -372,7 +353,7 @@ class SandboxManager:
         sandbox = self.find(pod_id)
         if sandbox is None:
             return
-        async with self._lock(sandbox.id):
+        async with self.table.lock(sandbox.id):
             await self._stop_locked(sandbox)
 
     async def _stop_locked(self, sandbox: Sandbox) -> None:
@@ -385,26 +366,19 @@ class SandboxManager:
             await self._detach(sandbox)
         if sandbox.shm_path:
             await asyncio.to_thread(mountutil.unmount, sandbox.shm_path, True)
-        was_ready = sandbox.state != NOTREADY
-        await self._commit(sandbox, state=NOTREADY)
-        if was_ready:
+        if sandbox.state == READY:
+            await self.table.commit(sandbox, state=NOTREADY)
             log.info("pod %s (%s) stopped", sandbox.id, sandbox.name)
-
-    async def _commit(self, sandbox: Sandbox, **changes: Any) -> None:
-        """Persist the pod with ``changes``, then apply them in memory (disk first, memory second)."""
-        old_state = sandbox.state
-        await self._persist(replace(sandbox, **changes))
-        for key, value in changes.items():
-            setattr(sandbox, key, value)
-        self.events.transition(POD, sandbox.id, sandbox.id, old_state, sandbox.state)
+        elif sandbox.state == NOTREADY:  # stopped again: record what this stop released
+            await self.table.commit(sandbox)
 
     async def remove(self, pod_id: str) -> None:
         """Stop (if needed) and remove the pod and everything it holds. Idempotent."""
         sandbox = self.find(pod_id)
         if sandbox is None:
             return
-        async with self._lock(sandbox.id):
-            if sandbox.id not in self.sandboxes:
+        async with self.table.lock(sandbox.id):
+            if sandbox.id not in self.table:
                 return
             rundir = await self.access.call(self.store.container_run_directory, sandbox.id)
             intent = await self.journal.begin(
@@ -418,14 +392,12 @@ class SandboxManager:
                 rundir=str(rundir),
             )
             await self._stop_locked(sandbox)
+            self.table.removing(sandbox)
             if self.members is not None:
                 await self.members.remove_pod_containers(sandbox.id)
             await self._purge(intent.entry, network=sandbox.network_attached)
-            self.sandboxes.pop(sandbox.id, None)
-            self.names.pop(sandbox.name, None)
             await intent.end()
-            self.events.transition(POD, sandbox.id, sandbox.id, sandbox.state, REMOVED)
-        self._locks.pop(sandbox.id, None)
+            self.table.removed(sandbox)
         log.info("pod %s (%s) removed", sandbox.id, sandbox.name)
 
     async def _purge(self, entry: Entry, network: bool) -> None:
@@ -480,7 +452,7 @@ class SandboxManager:
         rundir = await self.access.call(self.store.container_run_directory, sandbox.id)
         state = await self.runtime.state(sandbox.runtime_handler, self._bundle(sandbox, rundir))
         if sandbox.state == READY and state.status not in ("created", "running"):
-            await self._commit(sandbox, state=NOTREADY)  # the infra container died under us
+            await self.table.commit(sandbox, state=NOTREADY)  # the infra container died under us
         spec = await asyncio.to_thread(read_spec, rundir)
         info = {"pid": state.pid, "runtimeSpec": spec, "netns": sandbox.netns_path, "image": sandbox.name}
         return sandbox, info
@@ -493,22 +465,14 @@ class SandboxManager:
         for entry in await asyncio.to_thread(self.journal.pending):
             if entry.op in (OP_RUN, OP_REMOVE):
                 await self._recover(entry)
-        for container in await self.access.call(self.store.containers):
-            try:
-                meta = json.loads(container.metadata or "{}")
-            except ValueError:
+        for stored in await self.table.stored(lambda object_id, meta: meta.get("pod-id") == object_id):
+            if stored.record is None:
+                log.warning(
+                    "pod %s has no usable state (%s): removing its leftovers", stored.id, stored.problem
+                )
+                await self._remove_leftover(stored.id)
                 continue
-            if meta.get("pod-id") != container.id:
-                continue
-            directory = await self.access.call(self.store.container_directory, container.id)
-            try:
-                sandbox = Sandbox.from_json(await asyncio.to_thread(Sandbox.state_path(directory).read_bytes))
-            except (OSError, ValueError, TypeError) as exc:
-                log.warning("pod %s has no usable state (%s): removing its leftovers", container.id, exc)
-                await self._remove_leftover(container.id)
-                continue
-            self.sandboxes[sandbox.id] = sandbox
-            self.names[sandbox.name] = sandbox.id
+            self.table.adopt(stored.record)
         if self.sandboxes:
             log.info("restored %d pod sandbox(es)", len(self.sandboxes))
         active = list(self.sandboxes)

@@ -7,10 +7,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from crio.core.lifecycle.machine import NOTREADY, READY
 from crio.core.statefile import CriConfigViews, JsonState
 
-READY = "ready"
-NOTREADY = "notready"
+__all__ = ["NOTREADY", "READY", "Sandbox", "config_digest"]
 
 
 def config_digest(config: dict[str, Any], runtime_handler: str) -> str:
@@ -43,3 +43,8 @@ class Sandbox(JsonState, CriConfigViews):
     userns_path: str = ""  # the pod's pinned user namespace ("" without one)
     uid_mappings: list[dict[str, int]] = field(default_factory=list)  # OCI form, with userns_path
     gid_mappings: list[dict[str, int]] = field(default_factory=list)
+
+    @property
+    def pod_id(self) -> str:
+        """A pod's pod is itself (its infra container has the pod's ID)."""
+        return self.id

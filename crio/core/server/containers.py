@@ -11,7 +11,7 @@ from grpc import aio
 from crio.core.api import api_pb2 as pb
 from crio.core.containers import imagevolumes
 from crio.core.containers.manager import ContainerManager
-from crio.core.containers.model import CREATED, EXITED, RUNNING, Container
+from crio.core.containers.model import CREATED, EXITED, REMOVING, RUNNING, Container
 from crio.core.errors import InvalidArgument
 from crio.core.server.pods import to_dict
 
@@ -21,6 +21,7 @@ _STATES: dict[str, pb.ContainerState] = {
     EXITED: pb.CONTAINER_EXITED,
 }
 _NAMES = {value: key for key, value in _STATES.items()}
+_STATES[REMOVING] = pb.CONTAINER_EXITED  # being removed: stopped or being killed
 # ExecSync output cap per stream (CVE-2022-1708).
 EXEC_SYNC_OUTPUT_LIMIT = 16 * 1024 * 1024
 
