@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,15 @@ class Journal:
                 with contextlib.suppress(OSError):
                     path.unlink()
         return sorted(found, key=lambda entry: entry.started)
+
+    async def recover_all(
+        self, describe: Mapping[str, str], purge: Callable[[Entry], Awaitable[None]]
+    ) -> None:
+        """Recover every pending entry whose operation ``describe`` names (op → how the log calls an
+        interrupted one, e.g. "interrupted run of pod"), oldest first, with :meth:`recover`."""
+        for entry in await asyncio.to_thread(self.pending):
+            if entry.op in describe:
+                await self.recover(entry, functools.partial(purge, entry), describe[entry.op])
 
     async def recover(self, entry: Entry, purge: Callable[[], Awaitable[None]], what: str) -> bool:
         """Run ``purge`` for an interrupted operation (``what`` names it in the log) and forget its entry;

@@ -123,3 +123,25 @@ def test_recover_forgets_an_entry_only_when_its_purge_worked(tmp_path: Path) -> 
     run(scenario())
     assert purged == ["ok"]
     assert [e.object_id for e in journal.pending()] == ["broken"]  # tried again at the next start
+
+
+def test_recover_all_takes_only_the_operations_it_is_given(tmp_path: Path) -> None:
+    """Each manager recovers its own operations and leaves the others' entries for them."""
+    journal = Journal(tmp_path)
+    purged: list[tuple[str, str]] = []
+
+    async def purge(entry: Entry) -> None:
+        if entry.object_id == "stuck":
+            raise OSError("device busy")
+        purged.append((entry.op, entry.object_id))
+
+    async def scenario() -> None:
+        await journal.begin("run_pod", "p1")
+        await journal.begin("create_container", "c1")
+        await journal.begin("remove_pod", "stuck")
+        await journal.begin("remove_pod", "p2")
+        await journal.recover_all({"run_pod": "interrupted run", "remove_pod": "interrupted removal"}, purge)
+
+    run(scenario())
+    assert purged == [("run_pod", "p1"), ("remove_pod", "p2")]
+    assert sorted(e.object_id for e in journal.pending()) == ["c1", "stuck"]

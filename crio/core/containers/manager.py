@@ -483,15 +483,6 @@ class ContainerManager:
         else:  # an interrupted deletion may have left the directories
             await self.access.bulk(self.store.remove_container_directories, container_id)
 
-    async def _recover(self, entry: Entry) -> None:
-        """Purge the container of an interrupted creation (undo) or removal (finish); forget the entry."""
-        what = (
-            "interrupted creation of container"
-            if entry.op == OP_CREATE
-            else "interrupted removal of container"
-        )
-        await self.journal.recover(entry, lambda: self._purge(entry), what)
-
     # ------------------------------------------------------------------------------------------- restore
 
     async def restore(self) -> None:
@@ -500,9 +491,10 @@ class ContainerManager:
         First every container whose creation or removal was interrupted is purged (journal), and so is every
         container whose pod no longer exists (its pod's removal purged the pod, not yet its containers).
         """
-        for entry in await asyncio.to_thread(self.journal.pending):
-            if entry.op in (OP_CREATE, OP_REMOVE):
-                await self._recover(entry)
+        await self.journal.recover_all(
+            {OP_CREATE: "interrupted creation of container", OP_REMOVE: "interrupted removal of container"},
+            self._purge,
+        )
         for stored in await self.table.stored(_is_container):
             container = stored.record
             if container is None:

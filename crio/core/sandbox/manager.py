@@ -462,9 +462,9 @@ class SandboxManager:
     async def restore(self) -> None:
         """Rebuild the pod table from the store after a (re)start: first purge every pod whose run or removal
         was interrupted (journal), then load the others; drop pods that were never completed."""
-        for entry in await asyncio.to_thread(self.journal.pending):
-            if entry.op in (OP_RUN, OP_REMOVE):
-                await self._recover(entry)
+        await self.journal.recover_all(
+            {OP_RUN: "interrupted run of pod", OP_REMOVE: "interrupted removal of pod"}, self._recover
+        )
         for stored in await self.table.stored(lambda object_id, meta: meta.get("pod-id") == object_id):
             if stored.record is None:
                 log.warning(
@@ -481,10 +481,8 @@ class SandboxManager:
                 await pending
 
     async def _recover(self, entry: Entry) -> None:
-        """Purge the pod of an interrupted run (undo) or removal (finish), then forget the entry."""
-        what = "interrupted run of pod" if entry.op == OP_RUN else "interrupted removal of pod"
-        network = entry.op == OP_REMOVE or entry.done(STEP_NETWORK)
-        await self.journal.recover(entry, lambda: self._purge(entry, network=network), what)
+        """Purge the pod of an interrupted run (undo) or removal (finish)."""
+        await self._purge(entry, network=entry.op == OP_REMOVE or entry.done(STEP_NETWORK))
 
     async def _remove_leftover(self, pod_id: str) -> None:
         """Purge a pod storage container without a usable record (left by a crio without a journal)."""
