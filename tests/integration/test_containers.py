@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -366,3 +367,52 @@ def test_every_transition_is_published_once(crio_factory: CrioFactory, local_reg
         f"pod {pod[0]} notready -> removing",
         f"pod {pod[0]} removing -> removed",
     ]
+
+
+def conmon_pid(daemon: CrioProcess, object_id: str) -> int:
+    """The pid of the monitor of a container or pod (from its pid file in the ContainerRunDirectory)."""
+    rundir = daemon.base / "runroot" / "overlay-containers" / object_id / "userdata"
+    return int((rundir / "conmon-pidfile").read_text())
+
+
+def test_monitors_killed_while_the_daemon_is_down(crio_factory: CrioFactory, daemon: CrioProcess) -> None:
+    """SIGKILL the daemon, then the monitors of a pod and its two containers (nobody writes their exit files
+    any more): after the restart the containers and the pod are still stoppable and removable, and nothing
+    of them is left (processes, storage, names)."""
+    pod = new_pod(daemon)
+    containers = [create(daemon, pod, f"m{i}", ["sleep", "600"]) for i in range(2)]
+    for cid in containers:
+        daemon.runtime().StartContainer(pb.StartContainerRequest(container_id=cid), timeout=60)
+    monitors = [conmon_pid(daemon, object_id) for object_id in [pod[0], *containers]]
+    workloads = []
+    for cid in containers:
+        verbose = daemon.runtime().ContainerStatus(
+            pb.ContainerStatusRequest(container_id=cid, verbose=True), timeout=30
+        )
+        workloads.append(int(json.loads(verbose.info["info"])["pid"]))
+    daemon.signal(9)
+    daemon.wait(10)
+    for pid in monitors:
+        os.kill(pid, 9)
+    again = crio_factory().start()
+    assert sorted(
+        c.id for c in again.runtime().ListContainers(pb.ListContainersRequest(), timeout=30).containers
+    ) == sorted(containers)
+    again.runtime().StopContainer(pb.StopContainerRequest(container_id=containers[0], timeout=1), timeout=60)
+    assert status(again, containers[0]).state == pb.CONTAINER_EXITED
+    again.runtime().RemoveContainer(pb.RemoveContainerRequest(container_id=containers[0]), timeout=60)
+    again.runtime().StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)
+    again.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)
+    assert again.runtime().ListContainers(pb.ListContainersRequest(), timeout=30).containers == []
+    assert again.runtime().ListPodSandbox(pb.ListPodSandboxRequest(), timeout=30).items == []
+    for object_id in [pod[0], *containers]:
+        left = subprocess.run(["pgrep", "-f", object_id], capture_output=True, text=True).stdout
+        assert left == "", f"processes of {object_id} are left: {left}"
+        assert not (daemon.base / "root" / "overlay-containers" / object_id).exists()
+        assert not list(Path("/sys/fs/cgroup").glob(f"*/*/crio-{object_id}"))
+    for pid in workloads:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    # The names are free again: the same pod and container can be created anew.
+    second = again.runtime().RunPodSandbox(pb.RunPodSandboxRequest(config=pod[1]), timeout=120).pod_sandbox_id
+    create(again, (second, pod[1]), "m0", ["sleep", "600"])
+    again.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=second), timeout=60)
