@@ -344,7 +344,6 @@ class SandboxManager:
         pending = self.plugins.hook.crio_network_teardown(request=self._network_request(sandbox))
         if pending is not None:
             await pending
-        sandbox.network_attached = False
 
     # ----------------------------------------------------------------------------------------- stop/remove
 
@@ -362,15 +361,17 @@ class SandboxManager:
         rundir = await self.access.call(self.store.container_run_directory, sandbox.id)
         bundle = self._bundle(sandbox, rundir)
         await self.runtime.stop(sandbox.runtime_handler, bundle, INFRA_STOP_TIMEOUT)
+        released: dict[str, Any] = {}
         if sandbox.network_attached:
             await self._detach(sandbox)
+            released["network_attached"] = False
         if sandbox.shm_path:
             await asyncio.to_thread(mountutil.unmount, sandbox.shm_path, True)
         if sandbox.state == READY:
-            await self.table.commit(sandbox, state=NOTREADY)
+            await self.table.commit(sandbox, state=NOTREADY, **released)
             log.info("pod %s (%s) stopped", sandbox.id, sandbox.name)
-        elif sandbox.state == NOTREADY:  # stopped again: record what this stop released
-            await self.table.commit(sandbox)
+        elif released:  # stopped again (the infra container had died): record what this stop released
+            await self.table.commit(sandbox, **released)
 
     async def remove(self, pod_id: str) -> None:
         """Stop (if needed) and remove the pod and everything it holds. Idempotent."""
