@@ -207,8 +207,14 @@ class CrioDaemon(ServedDaemon):
 
     NAME = "crio"
 
-    def __init__(self, base: Path, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, base: Path, extra_args: Sequence[str] = (), src: Path | None = None, name: str = "crio"
+    ) -> None:
+        self.NAME = name
         self.base = base
+        # The source tree (holding ``crio/``) the daemon imports; None: $CRIO_BENCH_SRC, else the editable
+        # install (the working tree).
+        self.src = src
         self.root = base / "root"
         self.runroot = base / "runroot"
         self.socket = str(base / "run" / "crio.sock")
@@ -218,6 +224,7 @@ class CrioDaemon(ServedDaemon):
         self.extra_args = list(extra_args)
         self.proc: subprocess.Popen[bytes] | None = None
         self._client: CriClient | None = None
+        self.started_at = 0.0
         self._write_config()
 
     def _write_config(self) -> None:
@@ -245,13 +252,62 @@ class CrioDaemon(ServedDaemon):
             str(self.config_dir),
             *self.extra_args,
         ]
-        env = dict(os.environ)
-        if os.environ.get(SRC_ENV):
-            env["PYTHONPATH"] = os.environ[SRC_ENV]
+        self.started_at = time.time()
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
+            self.proc = subprocess.Popen(
+                argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.environment()
+            )
         self._wait_serving(timeout)
         return self
+
+    def source_tree(self) -> Path | None:
+        """The tree set as the daemon's ``PYTHONPATH`` (``src``, else ``$CRIO_BENCH_SRC``); None: none."""
+        if self.src is not None:
+            return self.src
+        return Path(os.environ[SRC_ENV]) if os.environ.get(SRC_ENV) else None
+
+    def environment(self) -> dict[str, str]:
+        """The daemon's environment: this one, with ``PYTHONPATH`` set to :meth:`source_tree` if any."""
+        env = dict(os.environ)
+        tree = self.source_tree()
+        if tree is not None:
+            env["PYTHONPATH"] = str(tree)
+        return env
+
+    def code_check(self) -> str:
+        """Where the daemon's code comes from, checked; raise RuntimeError when it is not the expected tree.
+
+        Two checks: the running daemon's own ``PYTHONPATH`` (/proc/PID/environ) is :meth:`source_tree`, and
+        the interpreter of the ``crio`` script, in that environment (cwd ``/``, as a console script does not
+        put the cwd on sys.path), imports ``crio``, the daemon module and the built-in plugins from it (or,
+        without a tree, from the editable install, :data:`REPO`). With a tree, the modules the daemon itself
+        read there are counted too, before that probe: the ``.py`` files accessed (atime; on a fresh
+        extraction the first read updates it even with relatime) or compiled (``.pyc`` written) since it
+        started.
+        """
+        tree = self.source_tree()
+        expected = (tree if tree is not None else REPO).resolve()
+        read = 0
+        if tree is not None:
+            since = self.started_at - 1
+            read = sum(1 for py in tree.rglob("*.py") if py.stat().st_atime >= since)
+            read += sum(1 for pyc in tree.rglob("*.pyc") if pyc.stat().st_mtime >= since)
+        try:
+            environ = Path(f"/proc/{self.pid}/environ").read_bytes().split(b"\0")
+        except OSError as exc:
+            raise RuntimeError(f"{self.NAME}: cannot read its environment: {exc}") from None
+        key = b"PYTHONPATH="
+        found = [e[len(key) :].decode(errors="replace") for e in environ if e.startswith(key)]
+        if tree is not None and found != [str(tree)]:
+            raise RuntimeError(f"{self.NAME} runs with PYTHONPATH={found or 'unset'}, expected {tree}")
+        modules = imported_from(self.environment())
+        wrong = {module: path for module, path in modules.items() if not path.is_relative_to(expected)}
+        if wrong:
+            raise RuntimeError(f"{self.NAME} imports from the wrong tree (expected {expected}): {wrong}")
+        how = "editable install"
+        if tree is not None:
+            how = f"PYTHONPATH={tree}, the daemon read {read} modules there"
+        return f"{expected} ({how}; {', '.join(modules)} import from it)"
 
     def wipe_store(self) -> None:
         """Remove the graph root and run root (unmounting first); the daemon must be stopped."""
@@ -273,6 +329,33 @@ class CrioDaemon(ServedDaemon):
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+# Imported to check where a daemon's code comes from (bench.snapshot checks the same modules).
+CODE_MODULES = ("crio", "crio.core.daemon", "crio.core.cli", "crio.plugins.runc", "crio.plugins.cni")
+
+
+def script_interpreter(script: str = CRIO) -> str:
+    """The interpreter of a console script (its ``#!`` line); this one when there is none."""
+    with open(script, "rb") as handle:
+        first = handle.readline().decode(errors="replace")
+    return first[2:].strip().split()[0] if first.startswith("#!") else sys.executable
+
+
+def imported_from(env: Mapping[str, str], modules: Sequence[str] = CODE_MODULES) -> dict[str, Path]:
+    """module → the file it is imported from by the ``crio`` script's interpreter in ``env`` (cwd ``/``)."""
+    probe = "import importlib, sys\nfor m in sys.argv[1:]:\n    print(importlib.import_module(m).__file__)"
+    result = subprocess.run(
+        [script_interpreter(), "-c", probe, *modules],
+        env=dict(env),
+        cwd="/",
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        tail = (result.stderr.strip().splitlines() or ["import failed"])[-1]
+        raise RuntimeError(f"the crio code does not import: {tail}")
+    return {m: Path(f).resolve() for m, f in zip(modules, result.stdout.splitlines(), strict=True)}
 
 
 # ------------------------------------------------------------------------------------------ memory use
