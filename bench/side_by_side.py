@@ -9,6 +9,13 @@ and pulled from the registry (replacing the offline-built one of that name), as 
 ``sandbox_image`` is. Pods go to a cgroup parent per runtime (``/crio-bench-crio``,
 ``/crio-bench-containerd``; cgroupfs).
 
+``crio-baseline`` (with a ``baseline`` revision) is a second crio daemon set up exactly like ``crio`` by the
+same code, but importing the ``crio`` package of that revision (``git archive`` into the scratch directory,
+set as its ``PYTHONPATH``; checked and printed) and sharing nothing a daemon owns: its own scratch
+subdirectory (socket, graph root and run root, exits, attach sockets, namespaces, logs, CNI config,
+host-local data, runc state: every crio daemon here gets ``runtime_root`` under its directory), network
+``crio-bench-baseline`` on bridge ``criobase0`` 10.79.0.0/16, cgroup parent ``/crio-bench-crio-baseline``.
+
 On exit everything is stopped and removed through CRI, then checked: no monitor process (conmon /
 shim), no veth on the benchmark bridges, no network namespace, no IPAM allocation, no cgroup left; the
 daemons are stopped, the bridges deleted, the scratch directory unmounted and removed.
@@ -17,27 +24,49 @@ daemons are stopped, the bridges deleted, the scratch directory unmounted and re
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import signal
 import subprocess
+import tarfile
 import time
+import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from types import TracebackType
 
 from bench import registry
-from bench.common import CriClient, CrioDaemon, remove_tree, scratch_dir
+from bench.common import REPO, CriClient, CrioDaemon, remove_tree, scratch_dir
 from bench.cri import PAUSE, remove_everything
 from bench.peer_containerd import ContainerdDaemon, bridge_conflist, containerd_version
 
-RUNTIMES = ("crio", "containerd")
+RUNTIMES = ("crio", "containerd")  # the default set
+BASELINE = "crio-baseline"  # crio run from a checkout of another revision (SideBySide's ``baseline``)
+KNOWN_RUNTIMES = (*RUNTIMES, BASELINE)
 CRIO_BRIDGE = "criobench0"
 CRIO_SUBNET = "10.78.0.0/16"
 CRIO_NETWORK = "crio-bench"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 NETNS_DIR = Path("/var/run/netns")
+PLUGIN_GROUP = "crio.plugins"  # the entry points crio finds its plugins by
+
+
+@dataclass(frozen=True)
+class CrioNetwork:
+    """The pod network of one benchmark crio daemon (CNI network name, bridge, host-local subnet)."""
+
+    name: str
+    bridge: str
+    subnet: str
+
+
+CRIO_NETWORKS = {
+    "crio": CrioNetwork(CRIO_NETWORK, CRIO_BRIDGE, CRIO_SUBNET),
+    BASELINE: CrioNetwork("crio-bench-baseline", "criobase0", "10.79.0.0/16"),
+}
 
 
 # ------------------------------------------------------------------------------------------- processes
@@ -147,6 +176,7 @@ class Runtime:
     bridge: str
     ipam_dir: Path
     netns_dir: Path | None  # where it pins pod network namespaces, when not the shared /var/run/netns
+    code: str = ""  # crio: the source tree the daemon runs, checked (CrioDaemon.code_check)
 
     def daemon_memory(self) -> Memory:
         """The daemon and its helpers (its process tree without the monitors and their containers)."""
@@ -157,29 +187,95 @@ class Runtime:
         return memory_of(self.monitor_pids())
 
 
-def _crio_runtime(base: Path, images: Sequence[str]) -> tuple[Runtime, CrioDaemon]:
-    daemon = CrioDaemon(base)
-    conflist = bridge_conflist(CRIO_NETWORK, CRIO_BRIDGE, CRIO_SUBNET, base / "ipam")
-    (base / "cni" / "10-crio-bench.conflist").write_text(json.dumps(conflist, indent=2) + "\n")
+def _crio_runtime(
+    base: Path, images: Sequence[str], name: str = "crio", src: Path | None = None
+) -> tuple[Runtime, CrioDaemon]:
+    """A benchmark crio daemon named ``name`` (``crio`` or ``crio-baseline``) with every path under ``base``
+    (socket, roots, exits, attach sockets, namespaces, logs, CNI config, host-local data, runc state), its
+    own network (:data:`CRIO_NETWORKS`) and cgroup parent ``/crio-bench-NAME``, importing crio from ``src``
+    (None: as :class:`CrioDaemon` decides)."""
+    network = CRIO_NETWORKS[name]
+    daemon = CrioDaemon(base, src=src, name=name)
+    conflist = bridge_conflist(network.name, network.bridge, network.subnet, base / "ipam")
+    (base / "cni" / f"10-{network.name}.conflist").write_text(json.dumps(conflist, indent=2) + "\n")
     (daemon.config_dir / "50-bench.conf").write_text(
         f'[crio.network]\nplugin_dirs = ["/usr/lib/cni"]\n[crio.image]\npause_image = "{PAUSE}"\n'
+        f'[crio.runtime.runtimes.runc]\nruntime_root = "{base}/runc"\n'
     )
     daemon.start()
-    for image in images:  # the pause image too: the registry's content replaces the offline build
-        daemon.client.pull(image)
+    try:
+        code = daemon.code_check()
+        for image in images:  # the pause image too: the registry's content replaces the offline build
+            daemon.client.pull(image)
+        version = daemon.client.version()
+    except BaseException:
+        daemon.stop()  # the caller does not know this daemon yet
+        raise
     runtime = Runtime(
-        name="crio",
-        version=daemon.client.version(),
+        name=name,
+        version=version,
         client=daemon.client,
         daemon_pid=lambda: daemon.pid,
         monitor_pids=lambda: conmon_pids(daemon.pid, base / "exits"),
-        cgroup_parent="/crio-bench-crio",
+        cgroup_parent=f"/crio-bench-{name}",
         log_root=base / "podlogs",
-        bridge=CRIO_BRIDGE,
+        bridge=network.bridge,
         ipam_dir=base / "ipam",
         netns_dir=base / "ns" / "netns",
+        code=code,
     )
     return runtime, daemon
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """The crio package of one revision of this repository, extracted into ``tree`` (``tree/crio``)."""
+
+    tree: Path
+    commit: str
+    subject: str
+    notes: tuple[str, ...] = ()  # what may make the checkout behave unlike that revision
+
+    def describe(self) -> str:
+        """``COMMIT (subject) in TREE``."""
+        return f"{self.commit[:12]} ({self.subject}) in {self.tree}"
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def checkout(ref: str, tree: Path) -> Checkout:
+    """Extract ``crio/`` and ``pyproject.toml`` of revision ``ref`` into ``tree`` (``git archive``: no
+    worktree is registered, nothing to prune afterwards; deleting ``tree`` removes it)."""
+    try:
+        commit = _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    except subprocess.CalledProcessError:
+        raise ValueError(f"--baseline {ref}: not a commit of {REPO}") from None
+    subject = _git("log", "-1", "--format=%s", commit)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", commit, "crio", "pyproject.toml"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    tree.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tree, filter="data")
+    return Checkout(tree, commit, subject, tuple(_plugin_notes(tree / "pyproject.toml")))
+
+
+def _plugin_notes(pyproject: Path) -> list[str]:
+    """Differences between the plugin entry points a checkout declares and the installed ones, which are
+    what every daemon of this venv loads (its metadata is the editable install's, not the checkout's)."""
+    declared = tomllib.loads(pyproject.read_text())["project"].get("entry-points", {}).get(PLUGIN_GROUP, {})
+    installed = {
+        ep.name: ep.value for ep in metadata.entry_points(group=PLUGIN_GROUP) if ep.value.startswith("crio.")
+    }
+    if declared == installed:
+        return []
+    return [f"its {PLUGIN_GROUP} entry points {declared} differ from the installed ones {installed}"]
 
 
 def _containerd_runtime(base: Path, images: Sequence[str]) -> tuple[Runtime, ContainerdDaemon]:
@@ -290,7 +386,12 @@ def leaks(runtime: Runtime, netns_before: set[str]) -> list[str]:
 
 
 class SideBySide:
-    """Start the named runtimes (default both) on one scratch directory, pre-pulling ``images``.
+    """Start the named runtimes (default crio and containerd) on one scratch directory, pre-pulling
+    ``images``.
+
+    ``crio-baseline`` is a second crio daemon running revision ``baseline`` (a git ref of this repository,
+    extracted into the scratch directory), set up like ``crio`` on paths, a network and a cgroup parent of
+    its own; it is added to ``names`` when ``baseline`` is given.
 
     A context manager: ``with SideBySide() as rts: ...``; ``rts.runtimes`` in the order given. On exit
     every pod and container is removed through CRI, the leak checks run (printed, and kept in
@@ -298,29 +399,51 @@ class SideBySide:
     """
 
     def __init__(
-        self, names: Sequence[str] = RUNTIMES, images: Sequence[str] = (PAUSE,), keep: bool = False
+        self,
+        names: Sequence[str] = RUNTIMES,
+        images: Sequence[str] = (PAUSE,),
+        keep: bool = False,
+        baseline: str | None = None,
     ) -> None:
-        unknown = set(names) - set(RUNTIMES)
+        unknown = set(names) - set(KNOWN_RUNTIMES)
         if unknown:
-            raise ValueError(f"unknown runtimes {sorted(unknown)}; choose from {RUNTIMES}")
+            raise ValueError(f"unknown runtimes {sorted(unknown)}; choose from {KNOWN_RUNTIMES}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"runtimes named twice: {list(names)}")
         self.names = list(names)
+        if baseline and BASELINE not in self.names:
+            self.names.append(BASELINE)
+        if BASELINE in self.names and not baseline:
+            raise ValueError(f"{BASELINE} needs a baseline revision")
+        self.baseline = baseline
+        self.checkout: Checkout | None = None
         self.images = list(images)
         self.keep = keep
         self.base = scratch_dir("cri")
         self.runtimes: list[Runtime] = []
         self.leak_report: dict[str, list[str]] = {}
-        self._crio: CrioDaemon | None = None
+        self._crios: dict[str, CrioDaemon] = {}
         self._containerd: ContainerdDaemon | None = None
         self._netns_before = netns_entries(NETNS_DIR)
+
+    @property
+    def _crio(self) -> CrioDaemon | None:
+        """The ``crio`` daemon (the working tree's, or ``$CRIO_BENCH_SRC``'s), when started."""
+        return self._crios.get("crio")
 
     def __enter__(self) -> SideBySide:
         registry.ensure_running()
         try:
             for name in self.names:
-                if name == "crio":
-                    runtime, self._crio = _crio_runtime(self.base / "crio", self.images)
-                else:
+                if name == "containerd":
                     runtime, self._containerd = _containerd_runtime(self.base / "containerd", self.images)
+                else:
+                    src = None
+                    if name == BASELINE:
+                        assert self.baseline is not None
+                        self.checkout = checkout(self.baseline, self.base / "baseline-src")
+                        src = self.checkout.tree
+                    runtime, self._crios[name] = _crio_runtime(self.base / name, self.images, name, src)
                 self.runtimes.append(runtime)
         except BaseException:
             self.close()
@@ -342,6 +465,11 @@ class SideBySide:
                 f"{rt.name}: {rt.version}, pid {rt.daemon_pid()}, bridge {rt.bridge}, cgroup parent "
                 f"{rt.cgroup_parent}; images {ids}"
             )
+            if rt.code:
+                lines.append(f"{rt.name} code: {rt.code}")
+        if self.checkout is not None:
+            lines.append(f"{BASELINE} revision: {self.baseline} = {self.checkout.describe()}")
+            lines += [f"{BASELINE} WARNING: {note}" for note in self.checkout.notes]
         if self._containerd is not None:
             lines.append(f"containerd package {containerd_version()}, scratch {self.base}")
         return "\n".join(lines)
@@ -361,15 +489,14 @@ class SideBySide:
                 errors = [f"{type(exc).__name__}: {exc}"]
             found = errors + leaks(rt, self._netns_before)
             self.leak_report[rt.name] = found
-        if self._crio is not None:
-            crio_base = self._crio.base
-            daemon_pid = self._crio.proc.pid if self._crio.proc is not None else 0
-            leftover = conmon_pids(daemon_pid, crio_base / "exits")
-            self._crio.stop()
+        for daemon in self._crios.values():
+            daemon_pid = daemon.proc.pid if daemon.proc is not None else 0
+            leftover = conmon_pids(daemon_pid, daemon.base / "exits")
+            daemon.stop()
             for pid in leftover:
                 _kill(pid)
             if not self.keep:
-                remove_tree(crio_base)
+                remove_tree(daemon.base)
         if self._containerd is not None:
             if self.keep:
                 self._containerd.stop()
