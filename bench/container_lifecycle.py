@@ -14,7 +14,10 @@ runtime alternating between runtimes, ``--runs`` cycles per runtime with ``--par
 When a runtime answers CreateContainer with an error (crio before its container RPCs land: UNIMPLEMENTED),
 it is reported and left out; the other runtime still runs, for reference.
 
-Run: ``.venv/bin/python -m bench.container_lifecycle [--runs 50] [--parallel 10] [--warmup 3]``
+``--baseline REF`` adds ``crio-baseline`` (crio from git revision REF) as in bench.pod_lifecycle: both tables
+then have crio/crio-baseline ratios, judged against 1.05.
+
+Run: ``.venv/bin/python -m bench.container_lifecycle [--runs 50] [--parallel 10] [--baseline REF]``
 """
 
 from __future__ import annotations
@@ -91,12 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m bench.container_lifecycle", description=__doc__.split("\n")[0]
     )
     latency.add_arguments(parser)
-    args = parser.parse_args(argv)
+    args = latency.parse_arguments(parser, argv)
 
     print(f"machine: {machine_state()}")
     print(f"crio code: {crio_source()}")
     status = 0
-    with SideBySide(args.runtimes.split(","), images=(PAUSE, BUSYBOX), keep=args.keep) as side:
+    with SideBySide(
+        args.runtime_names, images=(PAUSE, BUSYBOX), keep=args.keep, baseline=args.baseline
+    ) as side:
         print(side.describe())
         runtimes = usable(side.runtimes)
         if len(runtimes) < len(side.runtimes):

@@ -1,5 +1,6 @@
 """Timing CRI lifecycles side by side: sequential cycles alternating between runtimes, then a parallel
-phase per runtime, and the tables (p50/p99/mean of the headline and of each RPC, crio/containerd ratios).
+phase per runtime, and the tables (p50/p99/mean of the headline and of each RPC, crio/containerd and,
+with ``--baseline REF``, crio/crio-baseline ratios).
 
 A *cycle* is a function ``(runtime, name) -> Timings`` that does one whole lifecycle (creating what it
 times and removing it again) and records each RPC's duration; the benchmarks define which RPCs make up
@@ -17,12 +18,13 @@ from dataclasses import dataclass, field
 
 from bench.common import add_quiet_argument, load1, percentile, print_table, wait_for_quiet
 from bench.cri import Timings, describe_error
-from bench.side_by_side import RUNTIMES, Runtime
+from bench.side_by_side import BASELINE, KNOWN_RUNTIMES, RUNTIMES, Runtime
 
 Cycle = Callable[[Runtime, str], Timings]
 SEQUENTIAL = "sequential"
 TARGET_RATIO = 1.0
 AIM_RATIO = 0.75
+BASELINE_RATIO = 1.05  # crio may be at most 5 % slower than the baseline revision
 
 
 @dataclass
@@ -143,8 +145,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed cycles per runtime first (default 3)")
     parser.add_argument("--rounds", type=int, default=1, help="parallel phases per runtime (default 1)")
     add_quiet_argument(parser, "each phase", default=0.0)
-    parser.add_argument("--runtimes", default=",".join(RUNTIMES), help="comma-separated (default both)")
+    parser.add_argument(
+        "--runtimes",
+        default=",".join(RUNTIMES),
+        help=f"comma-separated, of {', '.join(KNOWN_RUNTIMES)} (default {','.join(RUNTIMES)}; "
+        f"{BASELINE} needs --baseline)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help=f"also run {BASELINE}: crio from git revision REF of this repository (extracted into the "
+        f"scratch directory), alternating with the others; adds {BASELINE} to --runtimes when missing",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch directories")
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser.parse_args`` plus ``runtime_names``: ``--runtimes`` as a list, checked, with
+    ``crio-baseline`` added when ``--baseline`` is given."""
+    args = parser.parse_args(argv)
+    names = [name.strip() for name in args.runtimes.split(",") if name.strip()]
+    if unknown := sorted(set(names) - set(KNOWN_RUNTIMES)):
+        parser.error(f"--runtimes: unknown {', '.join(unknown)}; choose from {', '.join(KNOWN_RUNTIMES)}")
+    if len(set(names)) != len(names):
+        parser.error(f"--runtimes: a runtime is named twice in {args.runtimes}")
+    if args.baseline and BASELINE not in names:
+        names.append(BASELINE)
+    if BASELINE in names and not args.baseline:
+        parser.error(f"--runtimes {BASELINE} needs --baseline REF")
+    args.runtime_names = names
+    return args
 
 
 def run_from_arguments(cycle: Cycle, runtimes: Sequence[Runtime], args: argparse.Namespace) -> list[Phase]:
@@ -164,6 +194,28 @@ def verdict(ratio: float) -> str:
     return "MISSES the target"
 
 
+def baseline_verdict(ratio: float) -> str:
+    """How a crio/crio-baseline ratio (lower is better) compares with the allowed 5 % slow-down."""
+    allowed = f"{round((BASELINE_RATIO - 1) * 100)} %"
+    return f"within {allowed}" if ratio <= BASELINE_RATIO else f"SLOWER by more than {allowed}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A ratio row ``reference/peer`` of the tables, with the verdict on the larger of p50's and p99's."""
+
+    reference: str
+    peer: str
+    judge: Callable[[float], str]
+    rule: str  # the thresholds, for the verdict line
+
+
+COMPARISONS = (
+    Comparison("crio", "containerd", verdict, f"target ≤{TARGET_RATIO:.2f}x, aim ≤{AIM_RATIO:.2f}x"),
+    Comparison("crio", BASELINE, baseline_verdict, f"threshold ≤{BASELINE_RATIO:.2f}x"),
+)
+
+
 def _ms(value: float) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
 
@@ -177,11 +229,11 @@ def print_tables(
     phases: Sequence[Phase],
     headline: Sequence[str],
     rpcs: Sequence[str],
-    reference: str = "crio",
-    peer: str = "containerd",
+    comparisons: Sequence[Comparison] = COMPARISONS,
 ) -> list[str]:
-    """The headline table (with crio/containerd ratio rows) and, when ``rpcs`` are named, the per-RPC
-    p50/p99 table and the failures; return the verdict lines (printed too)."""
+    """The headline table (with a ratio row per mode for each of ``comparisons`` whose two runtimes both
+    ran: crio/containerd, crio/crio-baseline) and, when ``rpcs`` are named, the per-RPC p50/p99 table and
+    the failures; return the verdict lines (printed too)."""
     rows: list[list[object]] = []
     stats: dict[tuple[str, str], tuple[float, float, float]] = {}
     for phase in phases:
@@ -207,16 +259,20 @@ def print_tables(
             ]
         )
     verdicts = []
-    for mode in dict.fromkeys(p.mode for p in phases):
-        ours, theirs = stats.get((reference, mode)), stats.get((peer, mode))
-        if ours is None or theirs is None:
-            continue
-        ratios = [a / b if b else float("inf") for a, b in zip(ours, theirs, strict=True)]
-        rows.append([f"{reference}/{peer}", mode, "-", *(f"{r:.2f}x" for r in ratios), "-", "-", "-", "-"])
-        verdicts.append(
-            f"{mode}: p50 {ratios[0]:.2f}x, p99 {ratios[1]:.2f}x of {peer} — {verdict(max(ratios[:2]))} "
-            f"(target ≤{TARGET_RATIO:.2f}x, aim ≤{AIM_RATIO:.2f}x)"
-        )
+    for comparison in comparisons:
+        reference, peer = comparison.reference, comparison.peer
+        for mode in dict.fromkeys(p.mode for p in phases):
+            ours, theirs = stats.get((reference, mode)), stats.get((peer, mode))
+            if ours is None or theirs is None:
+                continue
+            ratios = [a / b if b else float("inf") for a, b in zip(ours, theirs, strict=True)]
+            rows.append(
+                [f"{reference}/{peer}", mode, "-", *(f"{r:.2f}x" for r in ratios), "-", "-", "-", "-"]
+            )
+            verdicts.append(
+                f"{mode}: p50 {ratios[0]:.2f}x, p99 {ratios[1]:.2f}x, mean {ratios[2]:.2f}x of {peer} — "
+                f"{comparison.judge(max(ratios[:2]))} ({comparison.rule})"
+            )
     headers = ["runtime", "mode", "n", "p50 ms", "p99 ms", "mean ms", "max ms", "cycles/s", "failed", "load"]
     print_table(f"{title} ({' + '.join(headline)})", headers, rows)
     if rpcs:

@@ -11,7 +11,11 @@ runtime with ``--parallel`` workers (one runtime at a time). The table gives p50
 cycle, cycles per second, failures, the 1-minute load average around the phase, and crio/containerd
 ratios (target ≤ 1, aim ≤ 0.75); a second table gives each RPC's p50/p99.
 
-Run: ``.venv/bin/python -m bench.pod_lifecycle [--runs 50] [--parallel 10] [--warmup 3]``
+``--baseline REF`` adds ``crio-baseline``, crio from git revision REF of this repository, run alongside and
+alternated with the others like any runtime; the table then has crio/crio-baseline ratios, judged against
+1.05 (no more than 5 % slower). ``--runtimes crio,crio-baseline --baseline REF`` compares only the two.
+
+Run: ``.venv/bin/python -m bench.pod_lifecycle [--runs 50] [--parallel 10] [--warmup 3] [--baseline REF]``
 """
 
 from __future__ import annotations
@@ -42,11 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the options, run the phases, print the tables."""
     parser = argparse.ArgumentParser(prog="python -m bench.pod_lifecycle", description=__doc__.split("\n")[0])
     latency.add_arguments(parser)
-    args = parser.parse_args(argv)
+    args = latency.parse_arguments(parser, argv)
 
     print(f"machine: {machine_state()}")
     print(f"crio code: {crio_source()}")
-    with SideBySide(args.runtimes.split(","), keep=args.keep) as side:
+    with SideBySide(args.runtime_names, keep=args.keep, baseline=args.baseline) as side:
         print(side.describe())
         phases = latency.run_from_arguments(cycle, side.runtimes, args)
         latency.print_tables("Pod lifecycle, ms per cycle", phases, RPCS, RPCS)
