@@ -5,6 +5,11 @@ no loaded plugin reports the feature (``crio_security_features``), the request i
 :class:`crio.core.errors.FailedPrecondition` naming the plugin and why it is not loaded, never run unconfined.
 One lenient case: AppArmor's runtime default when the ``apparmor`` plugin was *skipped* (the host kernel has
 no AppArmor), where the runtime's default is no profile at all, as with CRI-O on such hosts.
+
+The hook contract (:class:`crio.core.types.SecurityRequest`) hands plugins the CRI security contexts as plain
+dicts in ``MessageToDict`` form, as it did before the core had typed records, so that out-of-tree plugins
+keep working: :func:`pod_request` and :func:`container_request` are the one place they are built from the
+records.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crio.core import security_profiles as profiles
+from crio.core.crirecords import ContainerConfig, PodSandboxConfig
 from crio.core.errors import FailedPrecondition
 from crio.core.plugins import SKIPPED, PluginManager, PluginReport
 from crio.core.types import SecurityRequest
@@ -35,6 +41,37 @@ class Need:
     feature: str
     what: str
     lenient_when_skipped: bool = False
+
+
+def pod_request(config: PodSandboxConfig, pod_id: str = "") -> SecurityRequest:
+    """What the security plugins see of a pod: its security context (privileged or not) and annotations."""
+    context = config.security_context
+    return SecurityRequest(
+        kind="pod",
+        name=config.metadata.name,
+        security_context=context.to_dict(),
+        annotations=dict(config.annotations),
+        privileged=context.privileged,
+        pod_id=pod_id,
+    )
+
+
+def container_request(
+    config: ContainerConfig, pod_id: str, pod_config: PodSandboxConfig, pod_spec: Mapping[str, Any]
+) -> SecurityRequest:
+    """What the security plugins see of a container: its and its pod's security contexts, its annotations,
+    and the OCI spec of the pod's infra container."""
+    context = config.security_context
+    return SecurityRequest(
+        kind="container",
+        name=config.metadata.name,
+        security_context=context.to_dict(),
+        annotations=dict(config.annotations),
+        privileged=context.privileged,
+        pod_id=pod_id,
+        pod_security_context=pod_config.security_context.to_dict(),
+        pod_spec=pod_spec,
+    )
 
 
 def needs(request: SecurityRequest) -> list[Need]:

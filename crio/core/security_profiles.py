@@ -1,9 +1,9 @@
 """Which seccomp and AppArmor profile, and which SELinux options, a CRI security context asks for.
 
 Pure functions over the ``MessageToDict`` form of a CRI ``LinuxContainerSecurityContext`` or
-``LinuxSandboxSecurityContext`` (see :mod:`crio.core.spec.cri`). The core uses them to refuse a request that
-no loaded plugin can serve; the security plugins use them to pick their profile, so both read the CRI fields
-the same way. Part of the core's public API for plugins.
+``LinuxSandboxSecurityContext``, the form the security hooks see (:class:`crio.core.types.SecurityRequest`).
+The core uses them to refuse a request that no loaded plugin can serve; the security plugins use them to pick
+their profile, so both read the CRI fields the same way. Part of the core's public API for plugins.
 
 The CRI carries each profile twice: the ``SecurityProfile`` message (``seccomp``, ``apparmor``) and a
 deprecated string (``seccomp_profile_path``, ``apparmor_profile``). The message wins when it is present.

@@ -1,29 +1,48 @@
-"""What pod and container records share: the JSON state file in their ContainerDirectory, and views of
-the CRI config they were created from."""
+"""The JSON state file that pod and container records share, in their ContainerDirectory."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, get_type_hints
+
+from crio.core.crirecords import Record
 
 
 class JsonState:
-    """Mixin for a dataclass persisted as one JSON file named ``STATE_FILE``."""
+    """Mixin for a dataclass persisted as one JSON file named ``STATE_FILE``.
+
+    A field holding a CRI record (:mod:`crio.core.crirecords`) is stored in the record's dict form.
+    """
 
     STATE_FILE: ClassVar[str]
 
     def to_json(self) -> bytes:
         """Serialize the dataclass for its state file."""
-        return json.dumps(asdict(self), sort_keys=True, indent=1).encode()  # type: ignore[call-overload]
+        data = {
+            f.name: _plain(getattr(self, f.name))
+            for f in fields(self)  # type: ignore[arg-type]
+        }
+        return json.dumps(data, sort_keys=True, indent=1).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> Self:
-        """Load from the state file; unknown keys (from a newer crio) are ignored."""
+        """Load from the state file; unknown keys (from a newer crio) are ignored. ValueError (a
+        :class:`crio.core.crirecords.RecordError` for a CRI record) or TypeError for malformed data."""
         raw: dict[str, Any] = json.loads(data)
-        fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
-        return cls(**{k: v for k, v in raw.items() if k in fields})
+        if not isinstance(raw, dict):
+            raise ValueError(f"{cls.STATE_FILE} does not hold an object")
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            if f.name not in raw:
+                continue
+            value, hint = raw[f.name], hints[f.name]
+            if isinstance(hint, type) and issubclass(hint, Record):
+                value = hint.from_dict(value or {}, f.name)
+            values[f.name] = value
+        return cls(**values)
 
     @classmethod
     def state_path(cls, container_directory: Path) -> Path:
@@ -31,22 +50,6 @@ class JsonState:
         return container_directory / cls.STATE_FILE
 
 
-class CriConfigViews:
-    """Mixin for a record holding its CRI config (proto field names) as ``config``."""
-
-    config: dict[str, Any]
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        """The CRI metadata (name, attempt; for pods also uid and namespace)."""
-        return dict(self.config.get("metadata", {}))
-
-    @property
-    def labels(self) -> dict[str, str]:
-        """The labels of the request."""
-        return dict(self.config.get("labels", {}))
-
-    @property
-    def annotations(self) -> dict[str, str]:
-        """The annotations of the request."""
-        return dict(self.config.get("annotations", {}))
+def _plain(value: Any) -> Any:
+    """A field's value as JSON data: a CRI record in its dict form, anything else as it is."""
+    return value.to_dict() if isinstance(value, Record) else value

@@ -252,8 +252,10 @@ class ImageSource(Protocol):
 class SecurityRequest:
     """The security-relevant part of a pod or container request handed to security plugins.
 
-    ``kind`` is "pod" or "container"; ``security_context`` is the CRI security context as a plain dict
-    (protobuf JSON names); ``annotations`` are the request's annotations. ``pod_id`` is the pod's ID (a
+    ``kind`` is "pod" or "container"; ``security_context`` is the CRI security context as a plain dict in
+    ``json_format.MessageToDict(..., preserving_proto_field_name=True)`` form (proto field names, enum
+    names, int64 as strings, defaults and absent messages left out; built by :mod:`crio.core.security` from
+    the core's typed records); ``annotations`` are the request's annotations. ``pod_id`` is the pod's ID (a
     container's pod, or the pod itself). For a container, ``pod_security_context`` is its pod's security
     context and ``pod_spec`` the OCI spec of the pod's infra container (what the plugins set on the pod, e.g.
     its SELinux label, which the pod's containers share). :mod:`crio.core.security_profiles` reads the

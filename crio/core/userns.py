@@ -21,12 +21,12 @@ import ctypes
 import errno
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crio.core import netns, proc
+from crio.core import crirecords, netns, proc
 from crio.core.errors import FailedPrecondition
 from crio.core.types import RuntimeFeatures, RuntimeHandler
 
@@ -83,18 +83,16 @@ class IDMapping:
         return {"containerID": self.container_id, "hostID": self.host_id, "size": self.length}
 
 
-def mappings_of(config: Mapping[str, Any]) -> tuple[list[IDMapping], list[IDMapping]]:
-    """The (uid, gid) mappings of a PodSandboxConfig dict's UsernsOptions (validated beforehand)."""
-    options = config.get("linux", {}).get("security_context", {}).get("namespace_options", {})
-    userns = options.get("userns_options") or {}
+def mappings_of(config: crirecords.PodSandboxConfig) -> tuple[list[IDMapping], list[IDMapping]]:
+    """The (uid, gid) mappings of a pod's UsernsOptions (validated beforehand; none without them)."""
+    userns = config.namespace_options.userns_options
+    if userns is None:
+        return [], []
 
-    def convert(raw: Sequence[Mapping[str, Any]]) -> list[IDMapping]:
-        return [
-            IDMapping(int(m.get("container_id", 0)), int(m.get("host_id", 0)), int(m.get("length", 0)))
-            for m in raw
-        ]
+    def convert(raw: Sequence[crirecords.IDMapping]) -> list[IDMapping]:
+        return [IDMapping(m.container_id, m.host_id, m.length) for m in raw]
 
-    return convert(userns.get("uids") or []), convert(userns.get("gids") or [])
+    return convert(userns.uids), convert(userns.gids)
 
 
 def host_id(mappings: Sequence[IDMapping], inside: int) -> int:

@@ -3,6 +3,7 @@ existed, absent versus default messages, and malformed dicts."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,8 @@ from google.protobuf.message import Message
 
 from crio.core import crirecords as cri
 from crio.core.api import api_pb2 as api
+from crio.core.containers.model import Container
+from crio.core.sandbox.model import Sandbox, config_digest
 
 
 def message_dict(message: Message) -> dict[str, Any]:
@@ -216,6 +219,56 @@ OLD_POD_CONFIG: dict[str, Any] = {
         "resources": {"cpu_shares": "512", "memory_limit_in_bytes": "1073741824"},
     },
 }
+OLD_SANDBOX_JSON: dict[str, Any] = {
+    "cgroup_parent": "/pod_123-456",
+    "config": OLD_POD_CONFIG,
+    "config_digest": "d" * 64,
+    "created_at": 1700000000000000000,
+    "files": {"hostname": "/x/hostname"},
+    "gid_mappings": [],
+    "hostname": "ocic_host",
+    "id": "a" * 64,
+    "infra_pid": 4242,
+    "ips": ["10.89.0.7"],
+    "name": "k8s_POD_podsandbox1_redhat.test.ocid_redhat-test-ocid_1",
+    "netns_path": "/var/run/netns/crio-aaaa",
+    "network_attached": True,
+    "runtime_handler": "runc",
+    "shm_path": "/run/shm",
+    "state": "ready",
+    "uid_mappings": [],
+    "userns_path": "",
+    "some_field_of_a_newer_crio": {"ignored": True},
+}
+OLD_CONTAINER_JSON: dict[str, Any] = {
+    "config": {
+        "metadata": {"name": "redis"},
+        "image": {"image": "quay.io/crio/redis:alpine"},
+        "command": ["docker-entrypoint.sh"],
+        "envs": [{"key": "PATH", "value": "L3Vzci9iaW4="}],
+        "mounts": [
+            {"container_path": "/data", "host_path": "/srv", "propagation": "PROPAGATION_HOST_TO_CONTAINER"}
+        ],
+        "log_path": "redis/0.log",
+        "tty": True,
+        "linux": {
+            "resources": {"cpu_quota": "20000", "oom_score_adj": "30"},
+            "security_context": {"capabilities": {"drop_capabilities": ["ALL"]}, "run_as_user": {}},
+        },
+    },
+    "created_at": 1700000000000000000,
+    "id": "c" * 64,
+    "image": "quay.io/crio/redis:alpine",
+    "image_id": "f" * 64,
+    "image_name": "quay.io/crio/redis:alpine",
+    "log_path": "/var/log/crio/pods/podsandbox1/redis/0.log",
+    "name": "k8s_redis_podsandbox1_redhat.test.ocid_redhat-test-ocid_0",
+    "pod_id": "a" * 64,
+    "runtime_handler": "runc",
+    "state": "running",
+    "pid": 77,
+    "user": {"uid": 0, "gid": 0, "supplemental_groups": [0]},
+}
 
 
 def test_old_pod_config_form_loads() -> None:
@@ -232,6 +285,38 @@ def test_old_pod_config_form_loads() -> None:
         cpu_shares=512, memory_limit_in_bytes=1 << 30
     )
     assert pod.to_dict() == OLD_POD_CONFIG  # written back exactly as read
+
+
+def test_old_state_files_restore() -> None:
+    """A daemon upgraded over pods and containers written before records restores them."""
+    sandbox = Sandbox.from_json(json.dumps(OLD_SANDBOX_JSON).encode())
+    assert sandbox.config == cri.PodSandboxConfig.from_dict(OLD_POD_CONFIG)
+    assert sandbox.config.metadata.name == "podsandbox1" and sandbox.ips == ["10.89.0.7"]
+    rewritten = json.loads(sandbox.to_json())
+    assert rewritten == {k: v for k, v in OLD_SANDBOX_JSON.items() if k != "some_field_of_a_newer_crio"}
+    container = Container.from_json(json.dumps(OLD_CONTAINER_JSON).encode())
+    config = container.config
+    assert config.envs == (cri.KeyValue("PATH", b"/usr/bin"),)
+    assert config.mounts[0].propagation == "PROPAGATION_HOST_TO_CONTAINER"
+    assert config.resources == cri.LinuxContainerResources(cpu_quota=20000, oom_score_adj=30)
+    assert config.security_context.run_as_user == 0
+    assert config.security_context.capabilities == cri.Capability(drop_capabilities=("ALL",))
+    assert config.tty and not config.stdin
+    assert json.loads(container.to_json())["config"] == OLD_CONTAINER_JSON["config"]
+
+
+def test_malformed_state_file_is_a_value_error() -> None:
+    broken = dict(OLD_SANDBOX_JSON, config={"metadata": "podsandbox1"})
+    with pytest.raises(ValueError, match=r"config\.metadata: 'podsandbox1' is not a PodSandboxMetadata"):
+        Sandbox.from_json(json.dumps(broken).encode())
+
+
+def test_pod_digest_is_unchanged() -> None:
+    """A retried RunPodSandbox is recognised against a digest stored before records."""
+    old = hashlib.sha256(
+        json.dumps({"config": message_dict(RICH_POD), "handler": "runc"}, sort_keys=True).encode()
+    ).hexdigest()
+    assert config_digest(cri.PodSandboxConfig.from_message(RICH_POD), "runc") == old
 
 
 # (dict, field, its value, the dict written back): absent, empty and set messages and wrappers stay apart.

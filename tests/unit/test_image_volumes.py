@@ -11,6 +11,7 @@ import pytest
 
 from crio.core.api import api_pb2 as api
 from crio.core.containers.model import Container
+from crio.core.crirecords import Mount
 from crio.core.errors import Internal, InvalidArgument, NotFound, Unimplemented
 from crio.core.server.containers import _mounts
 from crio.core.spec.mounts import check_image_mount, cri_mount, cri_mounts, host_mount_requirements
@@ -21,16 +22,16 @@ from crio.core.storage.imagemounts import (
     volume_images,
     with_volume_images,
 )
-from tests.unit.test_spec_builders import container_config, to_dict
+from tests.unit.test_spec_builders import container_config
 
 IMAGE = api.ImageSpec(image="a" * 64, user_specified_image="busybox")
 
 
-def image_mount(**fields: Any) -> dict[str, Any]:
+def image_mount(**fields: Any) -> Mount:
     fields.setdefault("container_path", "/mnt/image")
     fields.setdefault("readonly", True)
     fields.setdefault("image", IMAGE)
-    return to_dict(api.Mount(**fields))
+    return Mount.from_message(api.Mount(**fields))
 
 
 # ------------------------------------------------------------------------------------ OCI mounts
@@ -47,9 +48,7 @@ def image_mount(**fields: Any) -> dict[str, Any]:
         (image_mount(recursive_read_only=True), ["rbind", "rprivate", "rro", "nosuid", "nodev"]),
     ],
 )
-def test_an_image_volume_binds_its_source_read_only_and_never_noexec(
-    cri: dict[str, Any], options: list[str]
-) -> None:
+def test_an_image_volume_binds_its_source_read_only_and_never_noexec(cri: Mount, options: list[str]) -> None:
     oci = cri_mount(cri, image_source="/run/x/image-volumes/0/etc")
     assert oci == {
         "destination": "/mnt/image",
@@ -73,7 +72,7 @@ def test_an_image_volume_binds_its_source_read_only_and_never_noexec(
         (image_mount(container_path="mnt"), InvalidArgument, "not an absolute path"),
     ],
 )
-def test_bad_image_volumes_are_refused(cri: dict[str, Any], error: type[Exception], message: str) -> None:
+def test_bad_image_volumes_are_refused(cri: Mount, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         check_image_mount(cri)
     with pytest.raises(error, match=message):

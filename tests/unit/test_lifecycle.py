@@ -15,6 +15,7 @@ import pytest
 import crio.plugins.storage_vfs
 from crio.core import hookspecs
 from crio.core.containers.model import Container
+from crio.core.crirecords import ContainerConfig, ContainerMetadata
 from crio.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from crio.core.events import EventBus, Subscription
 from crio.core.lifecycle import machine
@@ -151,7 +152,7 @@ def container(object_id: str, created_at: int = 1, **fields: Any) -> Container:
         id=object_id,
         name=f"k8s_{object_id[:4]}",
         pod_id=fields.pop("pod_id", "p" * 64),
-        config={"metadata": {"name": object_id[:4]}, "labels": labels},
+        config=ContainerConfig(metadata=ContainerMetadata(name=object_id[:4]), labels=labels),
         image="busybox",
         image_id=IMAGE,
         image_name="busybox",

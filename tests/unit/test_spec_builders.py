@@ -1,12 +1,12 @@
-"""Builders shared by the tests of crio.core.spec (no tests here): CRI messages in the daemon's dict form."""
+"""Builders shared by the tests of crio.core.spec (no tests here): CRI messages as the core's records."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from crio.core import crirecords as cri
 from crio.core.api import api_pb2 as api
 from crio.core.spec.container import ContainerSpecInput
 
@@ -32,16 +32,16 @@ BOUNDING = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_KILL", "CAP_NET_ADMIN", "CAP_N
 DEFAULT_CAPS = ("CHOWN", "DAC_OVERRIDE", "KILL", "NET_RAW")
 
 
-def to_dict(message: Message) -> dict[str, Any]:
-    """A CRI message as the daemon hands it to the spec code."""
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+def record(message: Message) -> Any:
+    """A CRI message as the gRPC layer hands it to the core: its record."""
+    return cri.RECORDS[message.DESCRIPTOR.name].from_message(message)
 
 
-def container_config(**fields: Any) -> dict[str, Any]:
-    """A ContainerConfig dict: a busybox container "ctr" plus ``fields`` (protobuf keyword arguments)."""
+def container_config(**fields: Any) -> cri.ContainerConfig:
+    """A ContainerConfig record: a busybox container "ctr" plus ``fields`` (protobuf keyword arguments)."""
     fields.setdefault("metadata", api.ContainerMetadata(name="ctr"))
     fields.setdefault("image", api.ImageSpec(image="busybox:1.29-2"))
-    return to_dict(api.ContainerConfig(**fields))
+    return cri.ContainerConfig.from_message(api.ContainerConfig(**fields))
 
 
 def linux(**security: Any) -> api.LinuxContainerConfig:
@@ -49,9 +49,9 @@ def linux(**security: Any) -> api.LinuxContainerConfig:
     return api.LinuxContainerConfig(security_context=api.LinuxContainerSecurityContext(**security))
 
 
-def pod_config(**security: Any) -> dict[str, Any]:
-    """A PodSandboxConfig dict with pod security context ``security``."""
-    return to_dict(
+def pod_config(**security: Any) -> cri.PodSandboxConfig:
+    """A PodSandboxConfig record with pod security context ``security``."""
+    return cri.PodSandboxConfig.from_message(
         api.PodSandboxConfig(
             metadata=api.PodSandboxMetadata(name="pod", namespace="ns", uid="uid-1"),
             hostname="podhost",

@@ -7,7 +7,7 @@ import pytest
 from crio.core.api import api_pb2 as api
 from crio.core.errors import InvalidArgument
 from crio.core.spec.capabilities import cap_name, capability_set, process_capabilities
-from tests.unit.test_spec_builders import BOUNDING, DEFAULT_CAPS, to_dict
+from tests.unit.test_spec_builders import BOUNDING, DEFAULT_CAPS, record
 
 DEFAULTS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_KILL", "CAP_NET_RAW"]
 
@@ -29,13 +29,13 @@ CASES: list[tuple[list[str], list[str], bool, list[str]]] = [
 
 @pytest.mark.parametrize(("add", "drop", "privileged", "expected"), CASES)
 def test_capability_set(add: list[str], drop: list[str], privileged: bool, expected: list[str]) -> None:
-    caps = to_dict(api.Capability(add_capabilities=add, drop_capabilities=drop))
+    caps = record(api.Capability(add_capabilities=add, drop_capabilities=drop))
     assert capability_set(caps, DEFAULT_CAPS, BOUNDING, privileged) == expected
 
 
 @pytest.mark.parametrize("privileged", [False, True])
 def test_inheritable_and_ambient_are_always_empty(privileged: bool) -> None:
-    caps = to_dict(api.Capability(add_capabilities=["ALL"], add_ambient_capabilities=["NET_ADMIN"]))
+    caps = record(api.Capability(add_capabilities=["ALL"], add_ambient_capabilities=["NET_ADMIN"]))
     result = process_capabilities(caps, DEFAULT_CAPS, BOUNDING, privileged)
     assert result["inheritable"] == [] and result["ambient"] == []
     assert result["bounding"] == result["effective"] == result["permitted"] == list(BOUNDING)

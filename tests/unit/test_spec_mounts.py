@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from crio.core.api import api_pb2 as api
+from crio.core.crirecords import Mount
 from crio.core.errors import InvalidArgument, Unimplemented
 from crio.core.spec.mounts import (
     cri_mount,
@@ -16,7 +17,7 @@ from crio.core.spec.mounts import (
     rootfs_propagation,
     system_mounts,
 )
-from tests.unit.test_spec_builders import container_config, to_dict
+from tests.unit.test_spec_builders import container_config
 
 PRIVATE, SLAVE, SHARED = (
     api.PROPAGATION_PRIVATE,
@@ -25,14 +26,14 @@ PRIVATE, SLAVE, SHARED = (
 )
 
 
-def mount(**fields: Any) -> dict[str, Any]:
+def mount(**fields: Any) -> Mount:
     fields.setdefault("container_path", "/data")
     fields.setdefault("host_path", "/srv/data")
-    return to_dict(api.Mount(**fields))
+    return Mount.from_message(api.Mount(**fields))
 
 
 # (CRI mount, expected OCI options)
-OPTIONS: list[tuple[dict[str, Any], list[str]]] = [
+OPTIONS: list[tuple[Mount, list[str]]] = [
     (mount(), ["rbind", "rprivate", "rw"]),
     (mount(readonly=True), ["rbind", "rprivate", "ro"]),
     (mount(propagation=SLAVE), ["rbind", "rslave", "rw"]),
@@ -43,7 +44,7 @@ OPTIONS: list[tuple[dict[str, Any], list[str]]] = [
 
 
 @pytest.mark.parametrize(("cri", "options"), OPTIONS)
-def test_cri_mount_options(cri: dict[str, Any], options: list[str]) -> None:
+def test_cri_mount_options(cri: Mount, options: list[str]) -> None:
     assert cri_mount(cri) == {
         "destination": "/data",
         "type": "bind",
@@ -57,7 +58,7 @@ def test_container_path_is_cleaned() -> None:
 
 
 # (CRI mount, error class, message) — the RRO rules are critest specs
-BAD: list[tuple[dict[str, Any], type[Exception], str]] = [
+BAD: list[tuple[Mount, type[Exception], str]] = [
     (mount(recursive_read_only=True), InvalidArgument, "needs a read-only mount"),
     (
         mount(readonly=True, recursive_read_only=True, propagation=SLAVE),
@@ -76,14 +77,14 @@ BAD: list[tuple[dict[str, Any], type[Exception], str]] = [
     (mount(container_path="/"), InvalidArgument, "root"),
     (mount(host_path=""), InvalidArgument, "host_path"),
     (mount(host_path="srv"), InvalidArgument, "host_path"),
-    ({"container_path": "/d", "host_path": "/s", "propagation": 7}, InvalidArgument, "unknown propagation"),
+    (mount(propagation=7), InvalidArgument, "unknown propagation '7'"),  # proto3 enums are open
     (mount(host_path="", image=api.ImageSpec(image="busybox")), InvalidArgument, "must be read-only"),
     (mount(uidMappings=[api.IDMapping(host_id=1000, container_id=0, length=1)]), Unimplemented, "id-mapped"),
 ]
 
 
 @pytest.mark.parametrize(("cri", "error", "message"), BAD)
-def test_cri_mount_refuses(cri: dict[str, Any], error: type[Exception], message: str) -> None:
+def test_cri_mount_refuses(cri: Mount, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         cri_mount(cri)
 

@@ -7,25 +7,26 @@ from typing import Any
 import pytest
 
 from crio.core.api import api_pb2 as api
+from crio.core.crirecords import ContainerConfig, LinuxContainerResources, PodSandboxConfig
 from crio.core.errors import FailedPrecondition, InvalidArgument
 from crio.core.spec.annotations import split_annotations
 from crio.core.spec.defaults import default_device_rules
 from crio.core.spec.devices import ALLOW_ALL, container_devices
 from crio.core.spec.namespaces import linux_namespaces
 from crio.core.spec.resources import NodeFeatures, linux_resources, oom_score_adj
-from tests.unit.test_spec_builders import container_config, linux, pod_config, to_dict
+from tests.unit.test_spec_builders import container_config, linux, pod_config
 
 MIB = 1 << 20
 ALL_FEATURES = NodeFeatures()
 V1_BARE = NodeFeatures(cgroup_v2=False, memory_swap=False, hugetlb=False, pids=False)
 
 
-def resources(**fields: Any) -> dict[str, Any]:
-    return to_dict(api.LinuxContainerResources(**fields))
+def resources(**fields: Any) -> LinuxContainerResources:
+    return LinuxContainerResources.from_message(api.LinuxContainerResources(**fields))
 
 
 # (CRI resources, pids limit, node, expected linux.resources)
-RESOURCES: list[tuple[dict[str, Any], int, NodeFeatures, dict[str, Any]]] = [
+RESOURCES: list[tuple[LinuxContainerResources, int, NodeFeatures, dict[str, Any]]] = [
     (resources(), 0, ALL_FEATURES, {}),
     (
         resources(cpu_shares=512, cpu_quota=50000, cpu_period=100000, cpuset_cpus="0-1", cpuset_mems="0"),
@@ -78,9 +79,13 @@ RESOURCES: list[tuple[dict[str, Any], int, NodeFeatures, dict[str, Any]]] = [
 
 @pytest.mark.parametrize(("cri", "pids", "node", "expected"), RESOURCES)
 def test_linux_resources(
-    cri: dict[str, Any], pids: int, node: NodeFeatures, expected: dict[str, Any]
+    cri: LinuxContainerResources, pids: int, node: NodeFeatures, expected: dict[str, Any]
 ) -> None:
     assert linux_resources(cri, pids, node) == expected
+
+
+def test_no_resources_no_limits() -> None:
+    assert linux_resources(None, 0, ALL_FEATURES) == {}
 
 
 def test_swap_below_memory_is_refused() -> None:
@@ -90,7 +95,7 @@ def test_swap_below_memory_is_refused() -> None:
         )
 
 
-def with_resources(**fields: Any) -> dict[str, Any]:
+def with_resources(**fields: Any) -> ContainerConfig:
     return container_config(linux=api.LinuxContainerConfig(resources=api.LinuxContainerResources(**fields)))
 
 
@@ -103,7 +108,7 @@ def with_resources(**fields: Any) -> dict[str, Any]:
         (with_resources(oom_score_adj=-997), -997),
     ],
 )
-def test_oom_score_adj(config: dict[str, Any], expected: int) -> None:
+def test_oom_score_adj(config: ContainerConfig, expected: int) -> None:
     assert oom_score_adj(config, -999) == expected
 
 
@@ -176,16 +181,16 @@ N = api.NamespaceOption
 NS = "/var/run/netns/crio-p1"
 
 
-def ctr_ns(**options: Any) -> dict[str, Any]:
+def ctr_ns(**options: Any) -> ContainerConfig:
     return container_config(linux=linux(namespace_options=N(**options)))
 
 
-def pod_ns(**options: Any) -> dict[str, Any]:
+def pod_ns(**options: Any) -> PodSandboxConfig:
     return pod_config(namespace_options=N(**options))
 
 
 # (container config, pod config, netns path, expected namespaces)
-NAMESPACES: list[tuple[dict[str, Any], dict[str, Any], str, list[dict[str, str]]]] = [
+NAMESPACES: list[tuple[ContainerConfig, PodSandboxConfig, str, list[dict[str, str]]]] = [
     (
         container_config(),
         pod_config(),
@@ -239,7 +244,7 @@ NAMESPACES: list[tuple[dict[str, Any], dict[str, Any], str, list[dict[str, str]]
 
 @pytest.mark.parametrize(("config", "pod", "netns", "expected"), NAMESPACES)
 def test_namespaces(
-    config: dict[str, Any], pod: dict[str, Any], netns: str, expected: list[dict[str, str]]
+    config: ContainerConfig, pod: PodSandboxConfig, netns: str, expected: list[dict[str, str]]
 ) -> None:
     assert linux_namespaces(config, pod, 42, netns, target_pid=77) == expected
 

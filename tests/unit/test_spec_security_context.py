@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 
 from crio.core.api import api_pb2 as api
+from crio.core.crirecords import PodSandboxConfig
 from crio.core.errors import InvalidArgument
 from crio.core.sandbox.validate import validate_userns
 from crio.core.spec import annotations as ann
 from crio.core.spec.container import container_spec, dropped_annotations
 from crio.core.spec.user import group_with_gid, parse_passwd, passwd_with_user
 from crio.plugins.runc.features import runtime_features, runtime_lists_rro
-from tests.unit.test_spec_builders import container_config, pod_config, spec_input, to_dict
+from tests.unit.test_spec_builders import container_config, pod_config, spec_input
 
 UNIFIED = "io.kubernetes.cri-o.UnifiedCgroup"
 
@@ -132,20 +133,23 @@ def test_runc_features(details: dict[str, Any], kernel: bool, rro: bool) -> None
 # ----------------------------------------------------------------------------------- user namespaces
 
 
-def userns(mode: api.NamespaceMode | None = None, uids: Any = None, gids: Any = None) -> dict[str, Any]:
+def userns(
+    mode: api.NamespaceMode | None = None, uids: Any = None, gids: Any = None, **modes: api.NamespaceMode
+) -> PodSandboxConfig:
+    """A pod config with UsernsOptions (and namespace ``modes``, e.g. network=api.NODE)."""
     options = api.UserNamespace(uids=uids or [], gids=gids or [])
     if mode is not None:
         options.mode = mode
-    config = to_dict(
+    namespaces = api.NamespaceOption(userns_options=options)
+    for kind, kind_mode in modes.items():
+        setattr(namespaces, kind, kind_mode)
+    return PodSandboxConfig.from_message(
         api.PodSandboxConfig(
             linux=api.LinuxPodSandboxConfig(
-                security_context=api.LinuxSandboxSecurityContext(
-                    namespace_options=api.NamespaceOption(userns_options=options)
-                )
+                security_context=api.LinuxSandboxSecurityContext(namespace_options=namespaces)
             )
         )
     )
-    return config
 
 
 ONE = [api.IDMapping(container_id=0, host_id=1000, length=100000)]
@@ -173,7 +177,7 @@ def test_userns_modes() -> None:
         (userns(api.NODE, ONE, ONE), "NODE takes no ID mappings"),
     ],
 )
-def test_userns_errors(config: dict[str, Any], message: str) -> None:
+def test_userns_errors(config: PodSandboxConfig, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         validate_userns(config)
 
@@ -220,7 +224,7 @@ def test_userns_mappings_and_storage_options() -> None:
     ]
 
 
-def userns_config() -> dict[str, Any]:
+def userns_config() -> PodSandboxConfig:
     return userns(api.POD, ONE, ONE)
 
 
@@ -296,7 +300,6 @@ def test_runc_user_namespace_feature(details: dict[str, Any], joins: bool) -> No
 
 @pytest.mark.parametrize("kind", ["network", "pid", "ipc"])
 def test_userns_refuses_host_namespaces(kind: str) -> None:
-    config = userns(api.POD, ONE, ONE)
-    config["linux"]["security_context"]["namespace_options"][kind] = "NODE"
+    config = userns(api.POD, ONE, ONE, **{kind: api.NODE})
     with pytest.raises(InvalidArgument, match=f"host's {kind} namespace"):
         validate_userns(config)

@@ -7,19 +7,20 @@ from typing import Any
 import pytest
 
 from crio.core.api import api_pb2 as api
+from crio.core.crirecords import LinuxContainerSecurityContext
 from crio.core.errors import InvalidArgument
 from crio.core.spec.user import ProcessUser, parse_group, parse_passwd, resolve_user
-from tests.unit.test_spec_builders import GROUP, PASSWD, to_dict
+from tests.unit.test_spec_builders import GROUP, PASSWD
 
 
-def context(**fields: Any) -> dict[str, Any]:
-    return to_dict(api.LinuxContainerSecurityContext(**fields))
+def context(**fields: Any) -> LinuxContainerSecurityContext:
+    return LinuxContainerSecurityContext.from_message(api.LinuxContainerSecurityContext(**fields))
 
 
 UID = api.Int64Value
 
 # (security context, image USER, expected uid, gid, additional gids, home)
-CASES: list[tuple[dict[str, Any], str, int, int, tuple[int, ...], str]] = [
+CASES: list[tuple[LinuxContainerSecurityContext, str, int, int, tuple[int, ...], str]] = [
     (context(), "", 0, 0, (0,), "/root"),
     (context(), "1002", 1002, 0, (0,), "/"),  # numeric user not in passwd
     (context(), "www-data", 33, 33, (33, 100), "/var/www"),
@@ -47,7 +48,12 @@ CASES: list[tuple[dict[str, Any], str, int, int, tuple[int, ...], str]] = [
 
 @pytest.mark.parametrize(("security", "image_user", "uid", "gid", "gids", "home"), CASES)
 def test_resolve_user(
-    security: dict[str, Any], image_user: str, uid: int, gid: int, gids: tuple[int, ...], home: str
+    security: LinuxContainerSecurityContext,
+    image_user: str,
+    uid: int,
+    gid: int,
+    gids: tuple[int, ...],
+    home: str,
 ) -> None:
     user = resolve_user(security, image_user, PASSWD, GROUP)
     assert (user.uid, user.gid, user.additional_gids, user.home) == (uid, gid, gids, home)
@@ -61,7 +67,7 @@ def test_username_is_reported() -> None:
     assert resolve_user(context(), "", "", "") == ProcessUser(0, 0, (0,), "/", "")  # no passwd at all
 
 
-BAD: list[tuple[dict[str, Any], str, str]] = [
+BAD: list[tuple[LinuxContainerSecurityContext, str, str]] = [
     (context(run_as_group=UID(value=1002)), "", "run_as_group is set without"),
     (context(run_as_group=UID(value=1002)), "www-data", "run_as_group is set without"),
     (context(run_as_username="ghost"), "", "'ghost'"),
@@ -76,7 +82,7 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
 
 
 @pytest.mark.parametrize(("security", "image_user", "message"), BAD)
-def test_resolve_user_refuses(security: dict[str, Any], image_user: str, message: str) -> None:
+def test_resolve_user_refuses(security: LinuxContainerSecurityContext, image_user: str, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         resolve_user(security, image_user, PASSWD, GROUP)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crio.core.cleanup import CleanupStack
+from crio.core.crirecords import ContainerConfig
 from crio.core.errors import CrioError, InvalidArgument, NotFound
 from crio.core.spec.mounts import check_image_mount, image_reference
 from crio.core.storage.imagemounts import check_sub_path, resolve_in_root
@@ -74,19 +75,19 @@ def _prefixed(error: CrioError, destination: str) -> CrioError:
     return type(error)(f"image volume {destination}: {error}")
 
 
-async def plan(images: ImageService, config: Mapping[str, Any]) -> list[PlannedVolume]:
+async def plan(images: ImageService, config: ContainerConfig) -> list[PlannedVolume]:
     """Check the image volumes of a ContainerConfig and find their images; nothing is created.
 
     InvalidArgument for a writable volume, one with a host path too, or a sub path that is absolute or has
     ``..``; NotFound naming the image when it is not in the store.
     """
     planned: list[PlannedVolume] = []
-    for index, mount in enumerate(config.get("mounts") or ()):
+    for index, mount in enumerate(config.mounts):
         reference = image_reference(mount)
         if not reference:
             continue
         destination = check_image_mount(mount)
-        sub_path = str(mount.get("image_sub_path") or "")
+        sub_path = mount.image_sub_path
         try:
             check_sub_path(sub_path)
         except InvalidArgument as exc:

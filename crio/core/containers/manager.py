@@ -37,6 +37,7 @@ from crio.core.containers.model import (
     RUNNING,
     Container,
 )
+from crio.core.crirecords import ContainerConfig, LinuxContainerResources, PodSandboxConfig
 from crio.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from crio.core.events import EventBus
 from crio.core.images.service import ImageService
@@ -60,16 +61,10 @@ log = logging.getLogger(__name__)
 OP_CREATE, OP_REMOVE = "create_container", "remove_container"
 
 
-def storage_name(container_config: Mapping[str, Any], pod: Sandbox) -> str:
+def storage_name(container_config: ContainerConfig, pod: Sandbox) -> str:
     """The storage name of a container, as CRI-O names it."""
-    meta = pod.metadata
-    return "k8s_{}_{}_{}_{}_{}".format(
-        container_config["metadata"]["name"],
-        meta["name"],
-        meta["namespace"],
-        meta["uid"],
-        int(container_config["metadata"].get("attempt", 0)),
-    )
+    meta, own = pod.config.metadata, container_config.metadata
+    return f"k8s_{own.name}_{meta.name}_{meta.namespace}_{meta.uid}_{own.attempt}"
 
 
 def _mappings(pod: Sandbox) -> tuple[list[userns.IDMapping], list[userns.IDMapping]]:
@@ -81,13 +76,13 @@ def _mappings(pod: Sandbox) -> tuple[list[userns.IDMapping], list[userns.IDMappi
     return convert(pod.uid_mappings), convert(pod.gid_mappings)
 
 
-def log_path_of(pod: Sandbox, config: Mapping[str, Any]) -> str:
+def log_path_of(pod: Sandbox, config: ContainerConfig) -> str:
     """The container's CRI log path: the pod's log directory joined with the container's relative log_path.
 
     A log_path that is absolute or climbs out with ``..`` is refused (CRI-O would write outside).
     """
-    relative = str(config.get("log_path", ""))
-    directory = str(pod.config.get("log_directory", ""))
+    relative = config.log_path
+    directory = pod.config.log_directory
     if not relative:
         return ""
     if os.path.isabs(relative) or ".." in Path(relative).parts:
@@ -159,12 +154,12 @@ class ContainerManager:
     # ---------------------------------------------------------------------------------------------- create
 
     async def create(
-        self, pod_id: str, config: dict[str, Any], pod_config: dict[str, Any] | None = None
+        self, pod_id: str, config: ContainerConfig, pod_config: PodSandboxConfig | None = None
     ) -> str:
         """Create a container in a pod; return its ID."""
-        if not config.get("metadata", {}).get("name"):
+        if not config.metadata.name:
             raise InvalidArgument("ContainerConfig.metadata.name is required")
-        image = str(config.get("image", {}).get("image", ""))
+        image = config.image.image
         if not image:
             raise InvalidArgument("ContainerConfig.image.image is required")
         pod = self.pods.get(pod_id)
@@ -179,7 +174,7 @@ class ContainerManager:
         if found is None:
             raise NotFound(f"image {image} is not in the store; pull it first")
         # The signature policy may have changed since the pull: judge the stored image again.
-        await self.images.verify_for_container(found, image, str(pod.metadata.get("namespace", "")))
+        await self.images.verify_for_container(found, image, pod.config.metadata.namespace)
         volumes = await imagevolumes.plan(self.images, config)
         container_id = random_id()
         self.table.reserve(name, container_id)
@@ -209,7 +204,7 @@ class ContainerManager:
         container_id: str,
         name: str,
         pod: Sandbox,
-        config: dict[str, Any],
+        config: ContainerConfig,
         image: str,
         found: Any,
         log_path: str,
@@ -299,9 +294,9 @@ class ContainerManager:
             container.pod_id,
             rundir,
             container.log_path,
-            terminal=bool(container.config.get("tty", False)),
-            stdin=bool(container.config.get("stdin", False)),
-            stdin_once=bool(container.config.get("stdin_once", False)),
+            terminal=container.config.tty,
+            stdin=container.config.stdin,
+            stdin_once=container.config.stdin_once,
         )
 
     async def bundle_of(self, container: Container) -> ContainerBundle:
@@ -411,16 +406,14 @@ class ContainerManager:
         spec = await asyncio.to_thread(read_spec, bundle.bundle)
         return container, {"pid": container.pid, "runtimeSpec": spec, "sandboxID": container.pod_id}
 
-    async def update_resources(self, container_id: str, linux: Mapping[str, Any]) -> None:
+    async def update_resources(self, container_id: str, linux: LinuxContainerResources) -> None:
         """Apply new Linux resources to a running or created container."""
         container = self.get(container_id)
         if container.state not in (CREATED, RUNNING):
             raise FailedPrecondition(f"container {container.id} is {container.state}")
         resources = specbuild.oci_resources(linux)
         await self.runtime.update(container.runtime_handler, await self.bundle_of(container), resources)
-        config = dict(container.config)
-        config["linux"] = {**config.get("linux", {}), "resources": dict(linux)}
-        await self.table.commit(container, config=config)
+        await self.table.commit(container, config=container.config.with_resources(linux))
 
     async def reopen_log(self, container_id: str) -> None:
         """Make the monitor reopen the container's log file (after the kubelet rotated it)."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from crio.core.crirecords import ContainerConfig
 from crio.core.lifecycle.machine import CREATED, EXITED, REMOVING, RUNNING
-from crio.core.statefile import CriConfigViews, JsonState
+from crio.core.statefile import JsonState
 
 __all__ = [
     "CREATED",
@@ -25,7 +26,7 @@ REASON_OOM = "OOMKilled"
 
 
 @dataclass
-class Container(JsonState, CriConfigViews):
+class Container(JsonState):
     """One container of a pod."""
 
     STATE_FILE: ClassVar[str] = "container.json"
@@ -33,7 +34,7 @@ class Container(JsonState, CriConfigViews):
     id: str
     name: str  # storage name k8s_<name>_<pod>_<namespace>_<uid>_<attempt>
     pod_id: str
-    config: dict[str, Any]
+    config: ContainerConfig
     image: str  # the image as the request named it
     image_id: str
     image_name: str  # the name the image is stored under (first repo tag), or its ID

@@ -15,6 +15,7 @@ from typing import Any
 
 from crio.core import capabilities, security
 from crio.core.config import Config
+from crio.core.crirecords import ContainerConfig, LinuxContainerResources
 from crio.core.errors import FailedPrecondition, InvalidArgument
 from crio.core.plugins import PluginManager
 from crio.core.sandbox.model import Sandbox
@@ -30,7 +31,7 @@ from crio.core.spec.node import detect_node_features
 from crio.core.spec.resources import linux_resources
 from crio.core.spec.user import group_with_gid, passwd_with_user
 from crio.core.storage.atomic import atomic_write
-from crio.core.types import RuntimeFeatures, RuntimeHandler, SecurityRequest
+from crio.core.types import RuntimeFeatures, RuntimeHandler
 
 log = logging.getLogger(__name__)
 # What this node's cgroups offer (swap accounting, hugetlb, pids, v2), read once.
@@ -89,17 +90,17 @@ def host_devices() -> list[dict[str, Any]]:
     return found
 
 
-def _prepare_bind_sources(config: Mapping[str, Any]) -> None:
+def _prepare_bind_sources(config: ContainerConfig) -> None:
     """Create missing bind-mount sources as directories, as containerd and CRI-O do (hostPath volumes).
 
     Image volumes are left alone: their sources are the image mounts made before.
     """
-    for mount in config.get("mounts", []):
+    for mount in config.mounts:
         if image_reference(mount):
             continue
-        source = str(mount.get("host_path", ""))
+        source = mount.host_path
         if not source:
-            raise InvalidArgument(f"mount of {mount.get('container_path', '?')} has no host_path")
+            raise InvalidArgument(f"mount of {mount.container_path or '?'} has no host_path")
         if not os.path.isabs(source):
             raise InvalidArgument(f"mount host_path {source!r} is not absolute")
         if not os.path.lexists(source):
@@ -135,16 +136,13 @@ def _check_host_propagation(requirements: list[tuple[str, str]]) -> None:
 
 
 def _gather(
-    config: Mapping[str, Any], rootfs: str
+    config: ContainerConfig, rootfs: str
 ) -> tuple[str, str, list[dict[str, Any]], list[dict[str, Any]]]:
     _prepare_bind_sources(config)
     passwd = read_image_file(rootfs, "/etc/passwd")
     group = read_image_file(rootfs, "/etc/group")
-    devices = [
-        _device(str(d.get("host_path", "")), str(d.get("container_path", "")), str(d.get("permissions", "")))
-        for d in config.get("devices", [])
-    ]
-    privileged = bool(config.get("linux", {}).get("security_context", {}).get("privileged", False))
+    devices = [_device(d.host_path, d.container_path, d.permissions) for d in config.devices]
+    privileged = config.security_context.privileged
     return passwd, group, devices, host_devices() if privileged else []
 
 
@@ -152,7 +150,7 @@ async def build(
     config: Config,
     plugins: PluginManager,
     container_id: str,
-    container_config: dict[str, Any],
+    container_config: ContainerConfig,
     pod: Sandbox,
     image_config: Mapping[str, Any],
     rootfs: str,
@@ -202,17 +200,7 @@ async def build(
     spec = container_spec(spec_input)
     if userdata is not None:
         await asyncio.to_thread(_add_identity_files, spec, passwd, group, userdata)
-    security_context = container_config.get("linux", {}).get("security_context", {})
-    request = SecurityRequest(
-        kind="container",
-        name=str(container_config["metadata"]["name"]),
-        security_context=security_context,
-        annotations=container_config.get("annotations", {}),
-        privileged=bool(security_context.get("privileged", False)),
-        pod_id=pod.id,
-        pod_security_context=pod.config.get("linux", {}).get("security_context", {}),
-        pod_spec=pod_spec or {},
-    )
+    request = security.container_request(container_config, pod.id, pod.config, pod_spec or {})
     await security.check(plugins, request)
     await security.adjust(plugins, request, spec)
     user = spec.get("process", {}).get("user", {})
@@ -231,8 +219,8 @@ async def build(
     )
 
 
-def oci_resources(linux: Mapping[str, Any]) -> dict[str, Any]:
-    """CRI LinuxContainerResources (proto field names) → OCI ``linux.resources``, for this node."""
+def oci_resources(linux: LinuxContainerResources) -> dict[str, Any]:
+    """CRI LinuxContainerResources → OCI ``linux.resources``, for this node."""
     return linux_resources(linux, 0, NODE_FEATURES)
 
 
@@ -262,7 +250,7 @@ def _add_identity_files(spec: dict[str, Any], passwd: str, group: str, directory
 
 
 async def _rro_supported(
-    config: Config, plugins: PluginManager, handler_name: str, container_config: Mapping[str, Any]
+    config: Config, plugins: PluginManager, handler_name: str, container_config: ContainerConfig
 ) -> bool:
     """Whether the pod's runtime handler supports recursive read-only mounts; asked (once per handler) only
     when a mount wants one."""

@@ -192,11 +192,15 @@ def _plan(cls: type[Record]) -> tuple[_Field, ...]:
     disagree)."""
     cached = _PLANS.get(cls)
     if cached is None:
-        cached = _PLANS[cls] = tuple(_field_plan(cls, f) for f in fields(cls))  # type: ignore[arg-type]
+        hints = get_type_hints(cls)
+        cached = _PLANS[cls] = tuple(
+            _field_plan(cls, f, hints[f.name])
+            for f in fields(cls)  # type: ignore[arg-type]
+        )
     return cached
 
 
-def _field_plan(cls: type[Record], field: Field[Any]) -> _Field:
+def _field_plan(cls: type[Record], field: Field[Any], hint: Any) -> _Field:
     name = field.name
     where = f"{cls.__name__}.{name}"
     descriptor = cls.descriptor().fields_by_name.get(name)
@@ -204,7 +208,6 @@ def _field_plan(cls: type[Record], field: Field[Any]) -> _Field:
         raise TypeError(f"{where} is not a field of {cls.descriptor().full_name}")
     if field.default is MISSING and field.default_factory is MISSING:
         raise TypeError(f"{where} has no default (every proto field has one)")
-    hint = get_type_hints(cls)[name]
     repeated = bool(descriptor.is_repeated)
     message = descriptor.message_type
     if message is not None and message.GetOptions().map_entry:

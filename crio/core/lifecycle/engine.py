@@ -29,6 +29,15 @@ from crio.core.storeaccess import StoreAccess
 log = logging.getLogger(__name__)
 
 
+class CriConfig(Protocol):
+    """What the engine reads of the CRI config a record was created from (a :mod:`crio.core.crirecords`
+    PodSandboxConfig or ContainerConfig)."""
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        """The CRI labels of the object."""
+
+
 class Record(Protocol):
     """What the engine needs of a pod or container record (a dataclass persisted as one JSON file)."""
 
@@ -43,8 +52,8 @@ class Record(Protocol):
         """The pod the object belongs to (a pod's own ID for a pod)."""
 
     @property
-    def labels(self) -> dict[str, str]:
-        """The CRI labels of the object."""
+    def config(self) -> CriConfig:
+        """The CRI config of the object."""
 
     def to_json(self) -> bytes:
         """The record file's content."""
@@ -120,7 +129,7 @@ class Lifecycle(Generic[R]):
                 continue
             if state is not None and record.state != state:
                 continue
-            if labels and any(record.labels.get(k) != v for k, v in labels.items()):
+            if labels and any(record.config.labels.get(k) != v for k, v in labels.items()):
                 continue
             if where is not None and not where(record):
                 continue

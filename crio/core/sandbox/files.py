@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
+from crio.core.crirecords import DNSConfig
 from crio.core.errors import InvalidArgument
 
 MAX_SEARCHES = 32
 MAX_NAMESERVERS = 3
 
 
-def resolv_conf(dns: Mapping[str, Any], host_resolv: str) -> str:
+def resolv_conf(dns: DNSConfig | None, host_resolv: str) -> str:
     """resolv.conf for the pod: its DNS config, or the host's file when the pod names no DNS at all."""
-    servers: Sequence[str] = dns.get("servers", [])
-    searches: Sequence[str] = dns.get("searches", [])
-    options: Sequence[str] = dns.get("options", [])
+    servers, searches, options = (dns.servers, dns.searches, dns.options) if dns is not None else ((), (), ())
     if not (servers or searches or options):
         return host_resolv
     for value in (*servers, *searches, *options):

@@ -27,6 +27,7 @@ from crio.core import mountutil, netns, security, userns
 from crio.core.bundlefiles import read_spec, write_spec
 from crio.core.cleanup import CleanupStack
 from crio.core.config import Config
+from crio.core.crirecords import PodSandboxConfig, PodSandboxMetadata, PortMapping
 from crio.core.errors import FailedPrecondition, Unavailable
 from crio.core.events import EventBus
 from crio.core.images.pause import ensure_pause_image
@@ -69,11 +70,9 @@ class PodMembers(Protocol):
         """Remove every container of the pod."""
 
 
-def storage_name(metadata: Mapping[str, Any]) -> str:
+def storage_name(metadata: PodSandboxMetadata) -> str:
     """The storage name of a pod's infra container, as CRI-O names it."""
-    return "k8s_POD_{}_{}_{}_{}".format(
-        metadata["name"], metadata["namespace"], metadata["uid"], int(metadata.get("attempt", 0))
-    )
+    return f"k8s_POD_{metadata.name}_{metadata.namespace}_{metadata.uid}_{metadata.attempt}"
 
 
 class SandboxManager:
@@ -123,17 +122,15 @@ class SandboxManager:
 
     # ------------------------------------------------------------------------------------------------ run
 
-    async def run(self, config: dict[str, Any], runtime_handler: str) -> str:
+    async def run(self, config: PodSandboxConfig, runtime_handler: str) -> str:
         """Create and start a pod sandbox; return its ID. A retry of the same request returns the same pod."""
         validate.validate_metadata(config)
         validate.validate_hostname(config)
         host_network = validate.namespace_mode(config, "network") == "NODE"
         host_ipc = validate.namespace_mode(config, "ipc") == "NODE"
         host_pid = validate.namespace_mode(config, "pid") == "NODE"
-        sysctls = validate.validate_sysctls(
-            config.get("linux", {}).get("sysctls", {}), host_network, host_ipc
-        )
-        port_mappings = list(config.get("port_mappings", []))
+        sysctls = validate.validate_sysctls(config.sysctls, host_network, host_ipc)
+        port_mappings = list(config.port_mappings)
         validate.validate_port_mappings(port_mappings)
         handler = self.runtime.handler(runtime_handler)
         if validate.validate_userns(config) == "POD":
@@ -143,10 +140,10 @@ class SandboxManager:
                 raise FailedPrecondition(
                     f"runtime handler {handler.name!r} cannot give pods user namespaces: {reason}"
                 )
-        security_request = _security_request(config)
+        security_request = security.pod_request(config)
         await security.check(self.plugins, security_request)
-        resolv = files.resolv_conf(config.get("dns_config", {}), await asyncio.to_thread(_host_resolv))
-        name = storage_name(config["metadata"])
+        resolv = files.resolv_conf(config.dns_config, await asyncio.to_thread(_host_resolv))
+        name = storage_name(config.metadata)
         digest = config_digest(config, runtime_handler)
         holder = self.table.holder(name)
         if holder is not None:
@@ -161,7 +158,9 @@ class SandboxManager:
         pod_id = random_id()
         self.table.reserve(name, pod_id)
         try:
-            intent = await self.journal.begin(OP_RUN, pod_id, name=name, handler=handler.name, config=config)
+            intent = await self.journal.begin(
+                OP_RUN, pod_id, name=name, handler=handler.name, config=config.to_dict()
+            )
         except BaseException:
             self.table.abandon(pod_id)
             raise
@@ -196,7 +195,7 @@ class SandboxManager:
         intent: Intent,
         pod_id: str,
         name: str,
-        config: dict[str, Any],
+        config: PodSandboxConfig,
         handler_name: str,
         digest: str,
         resolv: str,
@@ -239,8 +238,8 @@ class SandboxManager:
         rootfs = await self.access.call(self.store.mount, pod_id, mount_options)
         undo.push("rootfs mount", lambda: self.access.call(self.store.unmount, pod_id, True))
         userdata = await self.access.call(self.store.container_directory, pod_id)
-        metadata_cri = config["metadata"]
-        hostname = os.uname().nodename if host_network else str(config.get("hostname") or pod_id[:12])
+        metadata_cri = config.metadata
+        hostname = os.uname().nodename if host_network else (config.hostname or pod_id[:12])
         sandbox = Sandbox(
             id=pod_id,
             name=name,
@@ -249,12 +248,12 @@ class SandboxManager:
             created_at=time.time_ns(),
             config_digest=digest,
             hostname=hostname,
-            cgroup_parent=str(config.get("linux", {}).get("cgroup_parent", "")),
+            cgroup_parent=config.cgroup_parent,
             userns_path=userns_path,
             uid_mappings=[m.oci() for m in uids],
             gid_mappings=[m.oci() for m in gids],
         )
-        log_directory = str(config.get("log_directory", ""))
+        log_directory = config.log_directory
         if log_directory:
             await asyncio.to_thread(os.makedirs, log_directory, 0o755, True)
         if not host_ipc:
@@ -297,9 +296,9 @@ class SandboxManager:
                 annotations={
                     "io.kubernetes.cri.container-type": "sandbox",
                     "io.kubernetes.cri.sandbox-id": pod_id,
-                    "io.kubernetes.cri.sandbox-name": metadata_cri["name"],
-                    "io.kubernetes.cri.sandbox-namespace": metadata_cri["namespace"],
-                    "io.kubernetes.cri.sandbox-uid": metadata_cri["uid"],
+                    "io.kubernetes.cri.sandbox-name": metadata_cri.name,
+                    "io.kubernetes.cri.sandbox-namespace": metadata_cri.namespace,
+                    "io.kubernetes.cri.sandbox-uid": metadata_cri.uid,
                 },
                 userns_path=sandbox.userns_path,
                 uid_mappings=sandbox.uid_mappings,
@@ -321,15 +320,16 @@ class SandboxManager:
         return self.runtime.bundle(sandbox.id, sandbox.name, sandbox.id, rundir)
 
     def _network_request(self, sandbox: Sandbox) -> PodNetworkRequest:
-        metadata = sandbox.metadata
+        metadata = sandbox.config.metadata
+        dns_config = sandbox.config.dns_config
         return PodNetworkRequest(
             pod_id=sandbox.id,
-            name=str(metadata.get("name", "")),
-            namespace=str(metadata.get("namespace", "")),
-            uid=str(metadata.get("uid", "")),
+            name=metadata.name,
+            namespace=metadata.namespace,
+            uid=metadata.uid,
             netns_path=sandbox.netns_path,
-            port_mappings=[_port_mapping(m) for m in sandbox.config.get("port_mappings", [])],
-            dns=sandbox.config.get("dns_config", {}),
+            port_mappings=[_port_mapping(m) for m in sandbox.config.port_mappings],
+            dns=dns_config.to_dict() if dns_config is not None else {},
             cgroup_parent=sandbox.cgroup_parent,
         )
 
@@ -387,7 +387,7 @@ class SandboxManager:
                 sandbox.id,
                 name=sandbox.name,
                 handler=sandbox.runtime_handler,
-                config=sandbox.config,
+                config=sandbox.config.to_dict(),
                 netns_path=sandbox.netns_path,
                 cgroup_parent=sandbox.cgroup_parent,
                 rundir=str(rundir),
@@ -420,7 +420,7 @@ class SandboxManager:
         stub = Sandbox(
             id=pod_id,
             name=name,
-            config=dict(entry.data.get("config") or {}),
+            config=PodSandboxConfig.from_dict(entry.data.get("config") or {}, "journal config"),
             runtime_handler=handler,
             created_at=0,
             config_digest="",
@@ -490,24 +490,12 @@ class SandboxManager:
         await self._purge(Entry(OP_REMOVE, pod_id, {"handler": ""}), network=True)
 
 
-def _security_request(config: Mapping[str, Any]) -> SecurityRequest:
-    """What the security plugins see of a pod: its security context (privileged or not) and annotations."""
-    context = config.get("linux", {}).get("security_context", {})
-    return SecurityRequest(
-        kind="pod",
-        name=str(config.get("metadata", {}).get("name", "")),
-        security_context=context,
-        annotations=config.get("annotations", {}),
-        privileged=bool(context.get("privileged", False)),
-    )
-
-
-def _port_mapping(mapping: Mapping[str, Any]) -> dict[str, Any]:
+def _port_mapping(mapping: PortMapping) -> dict[str, Any]:
     return {
-        "hostPort": int(mapping.get("host_port", 0)),
-        "containerPort": int(mapping.get("container_port", 0)),
-        "protocol": str(mapping.get("protocol", "TCP")).lower(),
-        "hostIP": str(mapping.get("host_ip", "")),
+        "hostPort": mapping.host_port,
+        "containerPort": mapping.container_port,
+        "protocol": mapping.protocol.lower(),
+        "hostIP": mapping.host_ip,
     }
 
 

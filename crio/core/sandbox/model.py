@@ -5,29 +5,31 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
+from crio.core.crirecords import PodSandboxConfig
 from crio.core.lifecycle.machine import NOTREADY, READY
-from crio.core.statefile import CriConfigViews, JsonState
+from crio.core.statefile import JsonState
 
 __all__ = ["NOTREADY", "READY", "Sandbox", "config_digest"]
 
 
-def config_digest(config: dict[str, Any], runtime_handler: str) -> str:
-    """A stable digest of a pod config, to recognise a kubelet's retry of the same RunPodSandbox."""
-    data = json.dumps({"config": config, "handler": runtime_handler}, sort_keys=True).encode()
+def config_digest(config: PodSandboxConfig, runtime_handler: str) -> str:
+    """A stable digest of a pod config, to recognise a kubelet's retry of the same RunPodSandbox (the same
+    as before records: the dict form is the one it was computed from)."""
+    data = json.dumps({"config": config.to_dict(), "handler": runtime_handler}, sort_keys=True).encode()
     return hashlib.sha256(data).hexdigest()
 
 
 @dataclass
-class Sandbox(JsonState, CriConfigViews):
+class Sandbox(JsonState):
     """One pod sandbox. Its infra container has the pod's ID."""
 
     STATE_FILE: ClassVar[str] = "sandbox.json"
 
     id: str
     name: str  # the storage name, k8s_POD_<name>_<namespace>_<uid>_<attempt>
-    config: dict[str, Any]
+    config: PodSandboxConfig
     runtime_handler: str
     created_at: int  # ns since the epoch
     config_digest: str

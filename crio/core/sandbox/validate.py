@@ -7,9 +7,10 @@ created.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Literal
 
+from crio.core.crirecords import IDMapping, PodSandboxConfig, PodSandboxMetadata, PortMapping
 from crio.core.errors import InvalidArgument
 
 # The sysctls that are namespaced, so a pod may set them without touching the host (see cri-o.md §4).
@@ -24,31 +25,27 @@ MAX_NAME = 253
 MAX_HOSTNAME = 64
 
 
-def namespace_mode(config: Mapping[str, Any], kind: str) -> str:
-    """The pod's namespace mode for ``kind`` ("network", "pid", "ipc"): POD, CONTAINER, NODE or TARGET."""
-    options = config.get("linux", {}).get("security_context", {}).get("namespace_options", {})
-    return str(options.get(kind, "POD"))
+def namespace_mode(config: PodSandboxConfig, kind: Literal["network", "pid", "ipc"]) -> str:
+    """The pod's namespace mode for ``kind``: POD, CONTAINER, NODE or TARGET."""
+    options = config.namespace_options
+    return {"network": options.network, "pid": options.pid, "ipc": options.ipc}[kind]
 
 
-def validate_metadata(config: Mapping[str, Any]) -> None:
-    """Require metadata with a usable name, namespace and uid."""
-    metadata = config.get("metadata")
-    if not metadata:
+def validate_metadata(config: PodSandboxConfig) -> None:
+    """Require metadata with a usable name, namespace and uid (an empty metadata counts as none)."""
+    metadata = config.metadata
+    if metadata == PodSandboxMetadata():
         raise InvalidArgument("PodSandboxConfig.metadata is required")
-    for field in ("name", "namespace", "uid"):
-        value = str(metadata.get(field, ""))
+    for field, value in (("name", metadata.name), ("namespace", metadata.namespace), ("uid", metadata.uid)):
         if not value:
             raise InvalidArgument(f"PodSandboxConfig.metadata.{field} is required")
         if len(value) > MAX_NAME or not _NAME_RE.fullmatch(value):
             raise InvalidArgument(f"PodSandboxConfig.metadata.{field} {value!r} is not a valid name")
-    attempt = int(metadata.get("attempt", 0))
-    if attempt < 0:
-        raise InvalidArgument(f"PodSandboxConfig.metadata.attempt must not be negative, got {attempt}")
 
 
-def validate_hostname(config: Mapping[str, Any]) -> None:
+def validate_hostname(config: PodSandboxConfig) -> None:
     """A pod hostname must be a valid host name of at most 64 characters (sethostname's limit)."""
-    hostname = str(config.get("hostname", ""))
+    hostname = config.hostname
     if hostname and (len(hostname) > MAX_HOSTNAME or not _NAME_RE.fullmatch(hostname)):
         raise InvalidArgument(f"PodSandboxConfig.hostname {hostname!r} is not a valid host name")
 
@@ -94,11 +91,11 @@ def _is_vector(value: str) -> bool:
     return all(part.isdigit() for part in value.split(" "))
 
 
-def validate_port_mappings(mappings: list[Mapping[str, Any]]) -> None:
+def validate_port_mappings(mappings: Sequence[PortMapping]) -> None:
     """Ports are 0..65535 and container ports are set."""
     for index, mapping in enumerate(mappings):
-        container_port = int(mapping.get("container_port", 0))
-        host_port = int(mapping.get("host_port", 0))
+        container_port = mapping.container_port
+        host_port = mapping.host_port
         if not 0 < container_port < 65536:
             raise InvalidArgument(f"port_mappings[{index}].container_port {container_port} is out of range")
         if not 0 <= host_port < 65536:
@@ -108,8 +105,8 @@ def validate_port_mappings(mappings: list[Mapping[str, Any]]) -> None:
 MAX_ID_SPAN = 1 << 32
 
 
-def _mapping(raw: Mapping[str, Any], what: str) -> tuple[int, int, int]:
-    container_id, host_id, length = (int(raw.get(k, 0)) for k in ("container_id", "host_id", "length"))
+def _mapping(mapping: IDMapping, what: str) -> tuple[int, int, int]:
+    container_id, host_id, length = mapping.container_id, mapping.host_id, mapping.length
     if length <= 0:
         raise InvalidArgument(f"user namespace {what} mapping has length {length}")
     if container_id + length > MAX_ID_SPAN or host_id + length > MAX_ID_SPAN:
@@ -117,26 +114,26 @@ def _mapping(raw: Mapping[str, Any], what: str) -> tuple[int, int, int]:
     return container_id, host_id, length
 
 
-def validate_userns(config: Mapping[str, Any]) -> str:
+def validate_userns(config: PodSandboxConfig) -> str:
     """The pod's user namespace mode: "NODE" (none: also when the request has no UsernsOptions) or "POD".
 
     CONTAINER and TARGET modes are refused, as is a POD mode without exactly one UID and one GID mapping
     each mapping container ID 0 (the CRI's rules), or a NODE mode that carries mappings.
     """
-    options = config.get("linux", {}).get("security_context", {}).get("namespace_options", {})
-    userns = options.get("userns_options")
+    options = config.namespace_options
+    userns = options.userns_options
     if userns is None:
         return "NODE"
-    mode = str(userns.get("mode", "POD"))
-    uids, gids = list(userns.get("uids") or []), list(userns.get("gids") or [])
+    mode = userns.mode
+    uids, gids = userns.uids, userns.gids
     if mode == "NODE":
         if uids or gids:
             raise InvalidArgument("user namespace mode NODE takes no ID mappings")
         return "NODE"
     if mode != "POD":
         raise InvalidArgument(f"user namespace mode {mode} is not supported (only POD and NODE)")
-    for kind in ("network", "pid", "ipc"):
-        if options.get(kind) == "NODE":
+    for kind, kind_mode in (("network", options.network), ("pid", options.pid), ("ipc", options.ipc)):
+        if kind_mode == "NODE":
             raise InvalidArgument(f"a pod with its own user namespace cannot use the host's {kind} namespace")
     for what, mappings in (("uid", uids), ("gid", gids)):
         if len(mappings) != 1:

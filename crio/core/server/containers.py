@@ -12,8 +12,8 @@ from crio.core.api import api_pb2 as pb
 from crio.core.containers import imagevolumes
 from crio.core.containers.manager import ContainerManager
 from crio.core.containers.model import CREATED, EXITED, REMOVING, RUNNING, Container
+from crio.core.crirecords import ContainerConfig, LinuxContainerResources
 from crio.core.errors import InvalidArgument
-from crio.core.server.pods import to_dict
 
 _STATES: dict[str, pb.ContainerState] = {
     CREATED: pb.CONTAINER_CREATED,
@@ -31,8 +31,8 @@ def _state(container: Container) -> pb.ContainerState:
 
 
 def _metadata(container: Container) -> pb.ContainerMetadata:
-    meta = container.metadata
-    return pb.ContainerMetadata(name=meta.get("name", ""), attempt=int(meta.get("attempt", 0)))
+    meta = container.config.metadata
+    return pb.ContainerMetadata(name=meta.name, attempt=meta.attempt)
 
 
 def _mounts(container: Container) -> list[pb.Mount]:
@@ -40,8 +40,8 @@ def _mounts(container: Container) -> list[pb.Mount]:
     it mounted (what PullImage returned as image_ref for it)."""
     refs = imagevolumes.image_refs(container.image_volumes)
     result = []
-    for index, raw in enumerate(container.config.get("mounts", [])):
-        mount = json_format.ParseDict(raw, pb.Mount(), ignore_unknown_fields=True)
+    for index, requested in enumerate(container.config.mounts):
+        mount = json_format.ParseDict(requested.to_dict(), pb.Mount())
         if index in refs and mount.image.image:
             mount.image.image_ref = refs[index]
         result.append(mount)
@@ -69,7 +69,8 @@ class ContainerRPCs:
             raise InvalidArgument("CreateContainer: pod_sandbox_id is required")
         if not request.HasField("config"):
             raise InvalidArgument("CreateContainer: config is required")
-        container_id = await self.containers.create(request.pod_sandbox_id, to_dict(request.config))
+        config = ContainerConfig.from_message(request.config)
+        container_id = await self.containers.create(request.pod_sandbox_id, config)
         return pb.CreateContainerResponse(container_id=container_id)
 
     async def StartContainer(
@@ -116,8 +117,8 @@ class ContainerRPCs:
             image_id=container.image_id,
             reason=container.reason,
             message=container.message,
-            labels=container.labels,
-            annotations=container.annotations,
+            labels=container.config.labels,
+            annotations=container.config.annotations,
             mounts=_mounts(container),
             log_path=container.log_path,
             user=pb.ContainerUser(
@@ -131,11 +132,10 @@ class ContainerRPCs:
             if container.stop_signal
             else pb.SIGNAL_RUNTIME_DEFAULT,
         )
-        resources = container.config.get("linux", {}).get("resources")
-        if resources:
-            status.resources.linux.CopyFrom(
-                json_format.ParseDict(resources, pb.LinuxContainerResources(), ignore_unknown_fields=True)
-            )
+        resources = container.config.resources
+        if resources is not None and resources != LinuxContainerResources():
+            linux = json_format.ParseDict(resources.to_dict(), pb.LinuxContainerResources())
+            status.resources.linux.CopyFrom(linux)
         response = pb.ContainerStatusResponse(status=status)
         if request.verbose:
             response.info["info"] = json.dumps(info, sort_keys=True)
@@ -159,8 +159,8 @@ class ContainerRPCs:
                     image_id=c.image_id,
                     state=_state(c),
                     created_at=c.created_at,
-                    labels=c.labels,
-                    annotations=c.annotations,
+                    labels=c.config.labels,
+                    annotations=c.config.annotations,
                 )
                 for c in found
             ]
@@ -170,7 +170,8 @@ class ContainerRPCs:
         self, request: pb.UpdateContainerResourcesRequest, context: aio.ServicerContext[Any, Any]
     ) -> pb.UpdateContainerResourcesResponse:
         """Apply new Linux resources to a container, live."""
-        await self.containers.update_resources(request.container_id, to_dict(request.linux))
+        resources = LinuxContainerResources.from_message(request.linux)
+        await self.containers.update_resources(request.container_id, resources)
         return pb.UpdateContainerResourcesResponse()
 
     async def ReopenContainerLog(
@@ -197,8 +198,8 @@ class ContainerRPCs:
             attributes=pb.ContainerAttributes(
                 id=container.id,
                 metadata=_metadata(container),
-                labels=container.labels,
-                annotations=container.annotations,
+                labels=container.config.labels,
+                annotations=container.config.annotations,
             ),
             writable_layer=pb.FilesystemUsage(
                 timestamp=usage.timestamp,

@@ -9,6 +9,7 @@ from google.protobuf import json_format
 from grpc import aio
 
 from crio.core.api import api_pb2 as pb
+from crio.core.crirecords import PodSandboxConfig
 from crio.core.errors import InvalidArgument
 from crio.core.sandbox.manager import SandboxManager
 from crio.core.sandbox.model import READY, Sandbox
@@ -16,20 +17,9 @@ from crio.core.sandbox.model import READY, Sandbox
 _STATES: dict[str, pb.PodSandboxState] = {READY: pb.SANDBOX_READY}
 
 
-def to_dict(message: Any) -> dict[str, Any]:
-    """A CRI message as a plain dict with proto field names (what the core works with)."""
-    result: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
-    return result
-
-
 def _metadata(sandbox: Sandbox) -> pb.PodSandboxMetadata:
-    meta = sandbox.metadata
-    return pb.PodSandboxMetadata(
-        name=meta.get("name", ""),
-        uid=meta.get("uid", ""),
-        namespace=meta.get("namespace", ""),
-        attempt=int(meta.get("attempt", 0)),
-    )
+    meta = sandbox.config.metadata
+    return pb.PodSandboxMetadata(name=meta.name, uid=meta.uid, namespace=meta.namespace, attempt=meta.attempt)
 
 
 def _state(sandbox: Sandbox) -> pb.PodSandboxState:
@@ -48,7 +38,8 @@ class PodRPCs:
         """Create and start a pod sandbox."""
         if not request.HasField("config"):
             raise InvalidArgument("RunPodSandbox: config is required")
-        pod_id = await self.pods.run(to_dict(request.config), request.runtime_handler)
+        config = PodSandboxConfig.from_message(request.config)
+        pod_id = await self.pods.run(config, request.runtime_handler)
         return pb.RunPodSandboxResponse(pod_sandbox_id=pod_id)
 
     async def StopPodSandbox(
@@ -74,14 +65,14 @@ class PodRPCs:
     ) -> pb.PodSandboxStatusResponse:
         """Status of one pod; verbose adds the infra pid and the OCI spec."""
         sandbox, info = await self.pods.status(request.pod_sandbox_id)
-        options = sandbox.config.get("linux", {}).get("security_context", {}).get("namespace_options", {})
+        options = sandbox.config.namespace_options.to_dict()
         status = pb.PodSandboxStatus(
             id=sandbox.id,
             metadata=_metadata(sandbox),
             state=_state(sandbox),
             created_at=sandbox.created_at,
-            labels=sandbox.labels,
-            annotations=sandbox.annotations,
+            labels=sandbox.config.labels,
+            annotations=sandbox.config.annotations,
             runtime_handler=sandbox.runtime_handler,
             linux=pb.LinuxPodSandboxStatus(
                 namespaces=pb.Namespace(options=json_format.ParseDict(options, pb.NamespaceOption()))
@@ -113,8 +104,8 @@ class PodRPCs:
                 metadata=_metadata(s),
                 state=_state(s),
                 created_at=s.created_at,
-                labels=s.labels,
-                annotations=s.annotations,
+                labels=s.config.labels,
+                annotations=s.config.annotations,
                 runtime_handler=s.runtime_handler,
             )
             for s in self.pods.list(id_prefix, wanted_state, labels)

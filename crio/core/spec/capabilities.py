@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
+from crio.core.crirecords import Capability
 from crio.core.errors import InvalidArgument
-from crio.core.spec.cri import strings
 
 ALL = "ALL"
 _NAME = re.compile(r"CAP_[A-Z0-9_]+")
@@ -27,12 +26,12 @@ def _names(names: Iterable[str]) -> list[str]:
 
 
 def capability_set(
-    capabilities: Mapping[str, Any],
+    capabilities: Capability | None,
     default_caps: Sequence[str],
     bounding_caps: Sequence[str],
     privileged: bool,
 ) -> list[str]:
-    """The bounding/effective/permitted set.
+    """The bounding/effective/permitted set (``capabilities`` None: the request changes none).
 
     Privileged: exactly the daemon's bounding set. Otherwise the defaults, replaced by the daemon's bounding
     set when ``ALL`` is added or by nothing when ``ALL`` is dropped; then the other added names are added
@@ -40,8 +39,8 @@ def capability_set(
     """
     if privileged:
         return _names(bounding_caps)
-    add = strings(capabilities, "add_capabilities")
-    drop = strings(capabilities, "drop_capabilities")
+    add = capabilities.add_capabilities if capabilities is not None else ()
+    drop = capabilities.drop_capabilities if capabilities is not None else ()
     adds_all = any(n.strip().upper() == ALL for n in add)
     drops_all = any(n.strip().upper() == ALL for n in drop)
     result = _names(bounding_caps) if adds_all else _names(default_caps)
@@ -53,7 +52,7 @@ def capability_set(
 
 
 def process_capabilities(
-    capabilities: Mapping[str, Any],
+    capabilities: Capability | None,
     default_caps: Sequence[str],
     bounding_caps: Sequence[str],
     privileged: bool,

@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from crio.core.crirecords import ContainerConfig, PodSandboxConfig
 from crio.core.errors import InvalidArgument
 from crio.core.spec import annotations as ann
 from crio.core.spec.capabilities import process_capabilities
-from crio.core.spec.cri import namespace_mode, section, security_context, strings
 from crio.core.spec.defaults import MASKED_PATHS, OCI_VERSION, READONLY_PATHS
 from crio.core.spec.devices import container_devices
 from crio.core.spec.mounts import (
@@ -30,13 +30,12 @@ DEFAULT_CGROUP_PARENT = "/crio"
 
 @dataclass(frozen=True)
 class ContainerSpecInput:
-    """Everything a container's spec is built from. CRI configs are dicts in ``MessageToDict`` form (proto
-    field names, enum names, int64 as strings, defaults omitted)."""
+    """Everything a container's spec is built from: the CRI configs as records, the rest plain data."""
 
     container_id: str
     pod_id: str
-    config: Mapping[str, Any]  # CRI ContainerConfig
-    pod_config: Mapping[str, Any]  # the pod's PodSandboxConfig
+    config: ContainerConfig
+    pod_config: PodSandboxConfig  # the pod's
     image_config: Mapping[str, Any]  # OCI image config JSON ({"config": {"User", "Env", ...}})
     rootfs: str  # the mounted root filesystem
     infra_pid: int  # the pod's namespaces are joined through /proc/<pid>/ns/<ns>
@@ -70,39 +69,44 @@ def cgroups_path(cgroup_parent: str, container_id: str) -> str:
     return f"{cgroup_parent or DEFAULT_CGROUP_PARENT}/crio-{container_id}"
 
 
+def _image_settings(inp: ContainerSpecInput) -> Mapping[str, Any]:
+    """The ``config`` section of the OCI image config ({} when absent)."""
+    settings = inp.image_config.get("config")
+    return settings if isinstance(settings, Mapping) else {}
+
+
 def process_user(inp: ContainerSpecInput) -> ProcessUser:
     """The process user of the container (also what ContainerStatus reports)."""
-    image = section(inp.image_config, "config")
-    return resolve_user(security_context(inp.config), str(image.get("User") or ""), inp.passwd, inp.group)
+    image_user = str(_image_settings(inp).get("User") or "")
+    return resolve_user(inp.config.security_context, image_user, inp.passwd, inp.group)
 
 
-def _paths(context: Mapping[str, Any], key: str, defaults: Sequence[str], privileged: bool) -> list[str]:
+def _paths(requested: Sequence[str], defaults: Sequence[str], privileged: bool) -> list[str]:
     """Masked or read-only paths: none when privileged, the CRI list when given (the kubelet sends the
     whole list), else crio's defaults."""
     if privileged:
         return []
-    return strings(context, key) or list(defaults)
+    return list(requested) or list(defaults)
 
 
 def _annotations(inp: ContainerSpecInput) -> dict[str, str]:
-    kept, _ = ann.split_annotations(inp.config.get("annotations") or {}, inp.allowed_annotations)
-    pod_metadata = section(inp.pod_config, "metadata")
-    image_name = inp.image_name or str(section(inp.config, "image").get("image", ""))
+    kept, _ = ann.split_annotations(inp.config.annotations, inp.allowed_annotations)
+    pod_metadata = inp.pod_config.metadata
     own = {
         ann.CONTAINER_TYPE: "container",
         ann.SANDBOX_ID: inp.pod_id,
-        ann.SANDBOX_NAME: str(pod_metadata.get("name", "")),
-        ann.SANDBOX_NAMESPACE: str(pod_metadata.get("namespace", "")),
-        ann.SANDBOX_UID: str(pod_metadata.get("uid", "")),
-        ann.CONTAINER_NAME: str(section(inp.config, "metadata").get("name", "")),
-        ann.IMAGE_NAME: image_name,
+        ann.SANDBOX_NAME: pod_metadata.name,
+        ann.SANDBOX_NAMESPACE: pod_metadata.namespace,
+        ann.SANDBOX_UID: pod_metadata.uid,
+        ann.CONTAINER_NAME: inp.config.metadata.name,
+        ann.IMAGE_NAME: inp.image_name or inp.config.image.image,
     }
     return {**kept, **own}
 
 
 def dropped_annotations(inp: ContainerSpecInput) -> list[str]:
     """The CRI annotation keys left out of the spec because a runtime interprets them (for a log line)."""
-    return ann.split_annotations(inp.config.get("annotations") or {}, inp.allowed_annotations)[1]
+    return ann.split_annotations(inp.config.annotations, inp.allowed_annotations)[1]
 
 
 def spec_host_mount_requirements(inp: ContainerSpecInput) -> list[tuple[str, str]]:
@@ -121,18 +125,18 @@ def container_spec(inp: ContainerSpecInput) -> dict[str, Any]:
     AppArmor, seccomp and SELinux are left to the security plugins.
     """
     config = inp.config
-    context = security_context(config)
-    privileged = bool(context.get("privileged"))
-    if privileged and not security_context(inp.pod_config).get("privileged"):
+    context = config.security_context
+    privileged = context.privileged
+    if privileged and not inp.pod_config.security_context.privileged:
         raise InvalidArgument("a privileged container needs a privileged pod sandbox")
-    image = section(inp.image_config, "config")
+    image = _image_settings(inp)
     user = process_user(inp)
-    host_network = namespace_mode(inp.pod_config, "network") == NODE
-    host_ipc = namespace_mode(inp.pod_config, "ipc") == NODE
-    readonly_rootfs = bool(context.get("readonly_rootfs"))
+    host_network = inp.pod_config.namespace_options.network == NODE
+    host_ipc = inp.pod_config.namespace_options.ipc == NODE
+    readonly_rootfs = context.readonly_rootfs
     system = system_mounts(privileged, inp.pod_shm_path, host_ipc, inp.pod_files, readonly_rootfs)
     nodes, device_rules = container_devices(inp.devices, inp.host_devices, privileged)
-    resources = linux_resources(section(config, "linux", "resources"), inp.pids_limit, inp.node)
+    resources = linux_resources(config.resources, inp.pids_limit, inp.node)
     resources["devices"] = device_rules
     namespaces = linux_namespaces(config, inp.pod_config, inp.infra_pid, inp.pod_netns_path, inp.target_pid)
     linux: dict[str, Any] = {
@@ -140,8 +144,8 @@ def container_spec(inp: ContainerSpecInput) -> dict[str, Any]:
         "cgroupsPath": cgroups_path(inp.cgroup_parent, inp.container_id),
         "resources": resources,
         "devices": nodes,
-        "maskedPaths": _paths(context, "masked_paths", MASKED_PATHS, privileged),
-        "readonlyPaths": _paths(context, "readonly_paths", READONLY_PATHS, privileged),
+        "maskedPaths": _paths(context.masked_paths, MASKED_PATHS, privileged),
+        "readonlyPaths": _paths(context.readonly_paths, READONLY_PATHS, privileged),
     }
     if inp.pod_userns_path:
         namespaces.append({"type": "user", "path": inp.pod_userns_path})
@@ -153,15 +157,15 @@ def container_spec(inp: ContainerSpecInput) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "ociVersion": OCI_VERSION,
         "process": {
-            "terminal": bool(config.get("tty")),
+            "terminal": config.tty,
             "user": {"uid": user.uid, "gid": user.gid, "additionalGids": list(user.additional_gids)},
             "args": process_args(config, image),
             "env": process_env(config, image, inp.pod_hostname, user.home),
             "cwd": working_dir(config, image),
             "capabilities": process_capabilities(
-                section(context, "capabilities"), inp.default_caps, inp.bounding_caps, privileged
+                context.capabilities, inp.default_caps, inp.bounding_caps, privileged
             ),
-            "noNewPrivileges": bool(context.get("no_new_privs")),
+            "noNewPrivileges": context.no_new_privs,
             "oomScoreAdj": oom_score_adj(config, inp.daemon_oom_score_adj),
         },
         "root": {"path": inp.rootfs, "readonly": readonly_rootfs},

@@ -13,7 +13,7 @@ from typing import Any
 
 from crio.core.errors import InvalidArgument
 from crio.core.spec.defaults import default_device_rules
-from crio.core.spec.mounts import container_path
+from crio.core.spec.mounts import clean_container_path
 
 PERMISSIONS = frozenset("rwm")
 TYPES = ("c", "b", "u", "p")
@@ -32,7 +32,7 @@ def permissions(device: Mapping[str, Any]) -> str:
 def device_node(device: Mapping[str, Any]) -> dict[str, Any]:
     """The OCI ``linux.devices`` entry of a device, checked: absolute path without "..", known type,
     integer numbers."""
-    path = container_path({"container_path": device.get("path")})
+    path = clean_container_path(str(device.get("path") or ""))
     kind = device.get("type")
     if kind not in TYPES:
         raise InvalidArgument(f"device {path}: unknown type {kind!r}")

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from crio.core.crirecords import ContainerConfig, Mount
 from crio.core.errors import Internal, InvalidArgument, Unimplemented
-from crio.core.spec.cri import clean_absolute
 from crio.core.spec.defaults import cgroup_mount, default_mounts
+from crio.core.spec.paths import clean_absolute
 
 PRIVATE = "PROPAGATION_PRIVATE"
 HOST_TO_CONTAINER = "PROPAGATION_HOST_TO_CONTAINER"
@@ -28,9 +29,14 @@ _SUBTREE_OWNERS = ("/dev", "/sys")
 IMAGE_VOLUME_OPTIONS = ("nosuid", "nodev")
 
 
-def container_path(mount: Mapping[str, Any]) -> str:
+def container_path(mount: Mount) -> str:
     """A CRI mount's destination, canonical; relative paths, ``..`` components and "/" are refused."""
-    path = str(mount.get("container_path") or "")
+    return clean_container_path(mount.container_path)
+
+
+def clean_container_path(path: str) -> str:
+    """A path in the container (a mount's or a device's), canonical; relative paths, ``..`` components and
+    "/" are refused."""
     if not path.startswith("/"):
         raise InvalidArgument(f"mount container_path {path!r} is not an absolute path")
     if ".." in path.split("/"):
@@ -41,37 +47,36 @@ def container_path(mount: Mapping[str, Any]) -> str:
     return cleaned
 
 
-def propagation(mount: Mapping[str, Any]) -> str:
+def propagation(mount: Mount) -> str:
     """A CRI mount's propagation name (PROPAGATION_PRIVATE when unset); unknown values are refused."""
-    value = mount.get("propagation") or PRIVATE
+    value = mount.propagation
     if value not in PROPAGATION_OPTIONS:
-        raise InvalidArgument(f"mount {mount.get('container_path')!r}: unknown propagation {value!r}")
-    return str(value)
+        raise InvalidArgument(f"mount {mount.container_path!r}: unknown propagation {value!r}")
+    return value
 
 
-def image_reference(mount: Mapping[str, Any]) -> str:
+def image_reference(mount: Mount) -> str:
     """The image a CRI mount mounts (``image.image``); "" for a host path mount."""
-    image = mount.get("image")
-    return str(image.get("image") or "") if isinstance(image, Mapping) else ""
+    return mount.image.image if mount.image is not None else ""
 
 
-def check_image_mount(mount: Mapping[str, Any]) -> str:
+def check_image_mount(mount: Mount) -> str:
     """Validate an image volume's CRI mount; return its canonical container path.
 
     The host path must be empty (the fields are exclusive) and ``readonly`` true (image volumes are
     read-only by definition); id-mapped image volumes are not supported.
     """
     destination = container_path(mount)
-    if mount.get("host_path"):
+    if mount.host_path:
         raise InvalidArgument(f"mount {destination}: host_path and image are mutually exclusive")
-    if not mount.get("readonly"):
+    if not mount.readonly:
         raise InvalidArgument(f"mount {destination}: an image volume must be read-only (readonly=true)")
-    if mount.get("uidMappings") or mount.get("gidMappings"):
+    if mount.uidMappings or mount.gidMappings:
         raise Unimplemented(f"id-mapped mounts are not supported (mount {destination})")
     return destination
 
 
-def cri_mount(mount: Mapping[str, Any], rro_supported: bool = True, image_source: str = "") -> dict[str, Any]:
+def cri_mount(mount: Mount, rro_supported: bool = True, image_source: str = "") -> dict[str, Any]:
     """The OCI bind mount of one CRI mount.
 
     ``recursive_read_only`` needs ``readonly``, private propagation and a runtime handler that supports it
@@ -88,14 +93,14 @@ def cri_mount(mount: Mapping[str, Any], rro_supported: bool = True, image_source
         source = image_source
         extra = IMAGE_VOLUME_OPTIONS
     else:
-        if mount.get("uidMappings") or mount.get("gidMappings"):
+        if mount.uidMappings or mount.gidMappings:
             raise Unimplemented(f"id-mapped mounts are not supported (mount {destination})")
-        source = str(mount.get("host_path") or "")
+        source = mount.host_path
         if not source.startswith("/"):
             raise InvalidArgument(f"mount {destination}: host_path {source!r} is not an absolute path")
     mode = propagation(mount)
-    readonly = bool(mount.get("readonly"))
-    if mount.get("recursive_read_only"):
+    readonly = mount.readonly
+    if mount.recursive_read_only:
         if not readonly:
             raise InvalidArgument(f"mount {destination}: recursive read-only needs a read-only mount")
         if mode != PRIVATE:
@@ -118,7 +123,7 @@ def cri_mount(mount: Mapping[str, Any], rro_supported: bool = True, image_source
 
 
 def cri_mounts(
-    config: Mapping[str, Any], rro_supported: bool = True, image_sources: Mapping[str, str] | None = None
+    config: ContainerConfig, rro_supported: bool = True, image_sources: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
     """The OCI mounts of a ContainerConfig's ``mounts``; two mounts on one destination are refused.
 
@@ -127,7 +132,7 @@ def cri_mounts(
     result: list[dict[str, Any]] = []
     seen: set[str] = set()
     sources = image_sources or {}
-    for mount in config.get("mounts") or ():
+    for mount in config.mounts:
         source = sources.get(container_path(mount), "") if image_reference(mount) else ""
         oci = cri_mount(mount, rro_supported, source)
         if oci["destination"] in seen:
@@ -205,10 +210,10 @@ def merge_mounts(
     return sorted([*kept, *(dict(m) for m in cri)], key=_depth)
 
 
-def rootfs_propagation(config: Mapping[str, Any]) -> str:
+def rootfs_propagation(config: ContainerConfig) -> str:
     """``linux.rootfsPropagation``: "rshared" when a mount is bidirectional, "rslave" when one is
     host-to-container, else "" (the runtime's default)."""
-    modes = {propagation(m) for m in config.get("mounts") or ()}
+    modes = {propagation(m) for m in config.mounts}
     if BIDIRECTIONAL in modes:
         return "rshared"
     if HOST_TO_CONTAINER in modes:
@@ -216,19 +221,19 @@ def rootfs_propagation(config: Mapping[str, Any]) -> str:
     return ""
 
 
-def wants_recursive_read_only(config: Mapping[str, Any]) -> bool:
+def wants_recursive_read_only(config: ContainerConfig) -> bool:
     """Whether any CRI mount asks for a recursive read-only mount."""
-    return any(m.get("recursive_read_only") for m in config.get("mounts") or ())
+    return any(m.recursive_read_only for m in config.mounts)
 
 
-def host_mount_requirements(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+def host_mount_requirements(config: ContainerConfig) -> list[tuple[str, str]]:
     """(host path, "shared" | "slave") for every CRI mount whose propagation needs the host side to be a
     shared mount ("shared") or a shared or slave one ("slave"); the caller checks or fixes the host."""
     result = []
-    for mount in config.get("mounts") or ():
+    for mount in config.mounts:
         if image_reference(mount):
             continue  # crio's own read-only image mount: nothing is mounted below it to propagate
         need = HOST_PROPAGATION.get(propagation(mount))
         if need:
-            result.append((str(mount.get("host_path") or ""), need))
+            result.append((mount.host_path, need))
     return result

@@ -4,16 +4,10 @@ namespace."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
+from crio.core.crirecords import CONTAINER, NODE, POD, TARGET, ContainerConfig, PodSandboxConfig
 from crio.core.errors import FailedPrecondition, InvalidArgument
-from crio.core.spec.cri import namespace_mode
 
-NODE = "NODE"
-POD = "POD"
-CONTAINER = "CONTAINER"
-TARGET = "TARGET"
+__all__ = ["CONTAINER", "NODE", "POD", "TARGET", "linux_namespaces"]
 
 
 def _proc_ns(pid: int, kind: str, what: str) -> str:
@@ -23,8 +17,8 @@ def _proc_ns(pid: int, kind: str, what: str) -> str:
 
 
 def linux_namespaces(
-    config: Mapping[str, Any],
-    pod_config: Mapping[str, Any],
+    config: ContainerConfig,
+    pod_config: PodSandboxConfig,
     infra_pid: int,
     pod_netns_path: str,
     target_pid: int = 0,
@@ -38,14 +32,15 @@ def linux_namespaces(
     """
     pod = "the pod's infra container"
     namespaces: list[dict[str, str]] = [{"type": "mount"}]
-    host_network = namespace_mode(pod_config, "network") == NODE
+    pod_modes = pod_config.namespace_options
+    host_network = pod_modes.network == NODE
     if not host_network:
         namespaces.append({"type": "network", "path": pod_netns_path or _proc_ns(infra_pid, "net", pod)})
-    if namespace_mode(pod_config, "ipc") != NODE:
+    if pod_modes.ipc != NODE:
         namespaces.append({"type": "ipc", "path": _proc_ns(infra_pid, "ipc", pod)})
     if not host_network:
         namespaces.append({"type": "uts", "path": _proc_ns(infra_pid, "uts", pod)})
-    pid_mode = namespace_mode(config, "pid")
+    pid_mode = config.namespace_options.pid
     if pid_mode == CONTAINER:
         namespaces.append({"type": "pid"})
     elif pid_mode == TARGET:
@@ -53,7 +48,7 @@ def linux_namespaces(
             raise InvalidArgument("pid namespace mode TARGET needs a running target container")
         namespaces.append({"type": "pid", "path": _proc_ns(target_pid, "pid", "the target container")})
     elif pid_mode == POD:
-        if namespace_mode(pod_config, "pid") != NODE:
+        if pod_modes.pid != NODE:
             namespaces.append({"type": "pid", "path": _proc_ns(infra_pid, "pid", pod)})
     elif pid_mode != NODE:
         raise InvalidArgument(f"unknown pid namespace mode {pid_mode!r}")

@@ -3,27 +3,26 @@ image config the way the kubelet expects (Docker's ENTRYPOINT/CMD rules)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from typing import Any
 
+from crio.core.crirecords import ContainerConfig, KeyValue
 from crio.core.errors import InvalidArgument
-from crio.core.spec.cri import clean_absolute, strings
 from crio.core.spec.defaults import DEFAULT_PATH
+from crio.core.spec.paths import clean_absolute
 
 _FORBIDDEN_IN_HOME = ("\n", "\r")
 
 
-def process_args(config: Mapping[str, Any], image_config: Mapping[str, Any]) -> list[str]:
+def process_args(config: ContainerConfig, image_config: Mapping[str, Any]) -> list[str]:
     """The process arguments.
 
     A CRI ``command`` replaces the image's Entrypoint and then the image's Cmd is ignored: the result is
     command + args. Without a command the image's Entrypoint stays, followed by the CRI ``args`` when given,
     else by the image's Cmd.
     """
-    command = strings(config, "command")
-    args = strings(config, "args")
+    command = list(config.command)
+    args = list(config.args)
     if not command:
         command = [str(a) for a in image_config.get("Entrypoint") or ()]
         if not args:
@@ -34,19 +33,11 @@ def process_args(config: Mapping[str, Any], image_config: Mapping[str, Any]) -> 
     return result
 
 
-def env_value(pair: Mapping[str, Any]) -> str:
-    """The value of a CRI ``KeyValue`` env entry. Its proto type is ``bytes`` (cri-api carries binary env
-    values), so the dict form holds it base64-encoded; raw ``bytes`` are taken as they are. Bytes that are
-    not UTF-8 are replaced (the OCI spec is JSON text), as containerd's Go JSON encoding does."""
-    raw = pair.get("value", "")
-    if isinstance(raw, bytes):
-        data = raw
-    else:
-        try:
-            data = base64.b64decode(str(raw), validate=True)
-        except binascii.Error:
-            raise InvalidArgument(f"environment variable {pair.get('key')!r}: value is not base64") from None
-    return data.decode("utf-8", errors="replace")
+def env_value(pair: KeyValue) -> str:
+    """The value of a CRI ``KeyValue`` env entry as text. Its proto type is ``bytes`` (cri-api carries binary
+    env values); bytes that are not UTF-8 are replaced (the OCI spec is JSON text), as containerd's Go JSON
+    encoding does."""
+    return pair.value.decode("utf-8", errors="replace")
 
 
 def _env_key(entry: str) -> str:
@@ -61,7 +52,7 @@ def _put(env: dict[str, str], entry: str, source: str) -> None:
 
 
 def process_env(
-    config: Mapping[str, Any], image_config: Mapping[str, Any], hostname: str, home: str
+    config: ContainerConfig, image_config: Mapping[str, Any], hostname: str, home: str
 ) -> list[str]:
     """The environment: a default PATH, HOSTNAME and (with a tty) TERM, then the image's Env, then the CRI
     envs (see :func:`env_value`; each overriding by key in place), then HOME from ``home`` when nobody set it.
@@ -73,12 +64,12 @@ def process_env(
     _put(env, DEFAULT_PATH, "default")
     if hostname:
         _put(env, f"HOSTNAME={hostname}", "default")
-    if config.get("tty"):
+    if config.tty:
         _put(env, "TERM=xterm", "default")
     for entry in image_config.get("Env") or ():
         _put(env, str(entry), "image")
-    for pair in config.get("envs") or ():
-        _put(env, f"{pair.get('key', '')}={env_value(pair)}", "container")
+    for pair in config.envs:
+        _put(env, f"{pair.key}={env_value(pair)}", "container")
     env.setdefault("HOME", f"HOME={home}")
     value = env["HOME"].partition("=")[2]
     if any(bad in value for bad in _FORBIDDEN_IN_HOME):
@@ -86,10 +77,10 @@ def process_env(
     return list(env.values())
 
 
-def working_dir(config: Mapping[str, Any], image_config: Mapping[str, Any]) -> str:
+def working_dir(config: ContainerConfig, image_config: Mapping[str, Any]) -> str:
     """The CRI working_dir, else the image's WorkingDir (made absolute), else "/"; a relative CRI one is
     refused (runc needs an absolute cwd)."""
-    requested = str(config.get("working_dir") or "")
+    requested = config.working_dir
     if requested:
         if not requested.startswith("/"):
             raise InvalidArgument(f"working_dir {requested!r} is not an absolute path")

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from crio.core.crirecords import ContainerConfig, LinuxContainerResources
 from crio.core.errors import InvalidArgument
-from crio.core.spec.cri import int64
 
 
 @dataclass(frozen=True)
@@ -21,26 +20,29 @@ class NodeFeatures:
     pids: bool = True
 
 
-def _cpu(resources: Mapping[str, Any]) -> dict[str, Any]:
+def _cpu(resources: LinuxContainerResources) -> dict[str, Any]:
     cpu: dict[str, Any] = {}
-    for key, oci in (("cpu_shares", "shares"), ("cpu_quota", "quota"), ("cpu_period", "period")):
-        value = int64(resources, key)
+    for value, oci in (
+        (resources.cpu_shares, "shares"),
+        (resources.cpu_quota, "quota"),
+        (resources.cpu_period, "period"),
+    ):
         if value:
             cpu[oci] = value
-    for key, oci in (("cpuset_cpus", "cpus"), ("cpuset_mems", "mems")):
-        if resources.get(key):
-            cpu[oci] = str(resources[key])
+    for text, oci in ((resources.cpuset_cpus, "cpus"), (resources.cpuset_mems, "mems")):
+        if text:
+            cpu[oci] = text
     return cpu
 
 
-def _memory(resources: Mapping[str, Any], node: NodeFeatures) -> dict[str, Any]:
+def _memory(resources: LinuxContainerResources, node: NodeFeatures) -> dict[str, Any]:
     """limit, and swap (memory plus swap, as OCI counts it): the CRI value, else the limit itself so the
     container gets no swap. A swap limit below the memory limit is refused."""
-    limit = int64(resources, "memory_limit_in_bytes")
+    limit = resources.memory_limit_in_bytes
     if limit <= 0:
         return {}
     memory: dict[str, Any] = {"limit": limit}
-    swap = int64(resources, "memory_swap_limit_in_bytes")
+    swap = resources.memory_swap_limit_in_bytes
     if 0 < swap < limit:
         raise InvalidArgument(f"memory_swap_limit_in_bytes {swap} is below memory_limit_in_bytes {limit}")
     if node.memory_swap:
@@ -48,12 +50,17 @@ def _memory(resources: Mapping[str, Any], node: NodeFeatures) -> dict[str, Any]:
     return memory
 
 
-def linux_resources(resources: Mapping[str, Any], pids_limit: int, node: NodeFeatures) -> dict[str, Any]:
-    """OCI ``linux.resources`` (cpu, memory, pids, hugepageLimits, unified) without the device rules.
+def linux_resources(
+    resources: LinuxContainerResources | None, pids_limit: int, node: NodeFeatures
+) -> dict[str, Any]:
+    """OCI ``linux.resources`` (cpu, memory, pids, hugepageLimits, unified) without the device rules
+    (``resources`` None: the request sets no limits).
 
     Hugepage limits need the hugetlb controller, ``unified`` needs cgroup v2 and the pids limit (> 0) the
     pids controller: each is left out when the node lacks it, as CRI-O does.
     """
+    if resources is None:
+        resources = LinuxContainerResources()
     result: dict[str, Any] = {}
     cpu = _cpu(resources)
     if cpu:
@@ -63,22 +70,16 @@ def linux_resources(resources: Mapping[str, Any], pids_limit: int, node: NodeFea
         result["memory"] = memory
     if pids_limit > 0 and node.pids:
         result["pids"] = {"limit": pids_limit}
-    hugepages = [
-        {"pageSize": str(h.get("page_size", "")), "limit": int64(h, "limit")}
-        for h in resources.get("hugepage_limits") or ()
-    ]
+    hugepages = [{"pageSize": h.page_size, "limit": h.limit} for h in resources.hugepage_limits]
     if hugepages and node.hugetlb:
         result["hugepageLimits"] = hugepages
-    unified = resources.get("unified") or {}
-    if unified and node.cgroup_v2:
-        result["unified"] = {str(k): str(v) for k, v in unified.items()}
+    if resources.unified and node.cgroup_v2:
+        result["unified"] = dict(resources.unified)
     return result
 
 
-def oom_score_adj(config: Mapping[str, Any], daemon_oom_score_adj: int) -> int:
+def oom_score_adj(config: ContainerConfig, daemon_oom_score_adj: int) -> int:
     """``process.oomScoreAdj``: the CRI resources' value (0 when the resources omit it), or the daemon's own
     when the config has no resources at all. The runtime handler clamps it to what the daemon may set."""
-    linux = config.get("linux") or {}
-    if "resources" not in linux:
-        return daemon_oom_score_adj
-    return int64(linux["resources"], "oom_score_adj")
+    resources = config.resources
+    return daemon_oom_score_adj if resources is None else resources.oom_score_adj

@@ -3,12 +3,10 @@ image's USER, resolved against the image's /etc/passwd and /etc/group (given as 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from crio.core.crirecords import LinuxContainerSecurityContext
 from crio.core.errors import InvalidArgument
-from crio.core.spec.cri import strings, wrapped_int64
 
 MAX_ID = (1 << 32) - 2  # (uid_t)-1 means "no change" to the kernel
 DEFAULT_HOME = "/"
@@ -106,7 +104,7 @@ def _find_group(groups: list[GroupEntry], spec: str, what: str) -> int:
 
 
 def resolve_user(
-    security_context: Mapping[str, Any], image_user: str, passwd: str, group: str
+    security_context: LinuxContainerSecurityContext, image_user: str, passwd: str, group: str
 ) -> ProcessUser:
     """The process user.
 
@@ -117,9 +115,9 @@ def resolve_user(
     CVE-2022-2995), the groups listing the user by name in /etc/group (unless the supplemental groups
     policy is Strict), then ``supplemental_groups``.
     """
-    run_as_user = wrapped_int64(security_context, "run_as_user")
-    run_as_group = wrapped_int64(security_context, "run_as_group")
-    run_as_username = str(security_context.get("run_as_username") or "")
+    run_as_user = security_context.run_as_user
+    run_as_group = security_context.run_as_group
+    run_as_username = security_context.run_as_username
     if run_as_group is not None and run_as_user is None and not run_as_username:
         raise InvalidArgument("run_as_group is set without run_as_user or run_as_username")
     users = parse_passwd(passwd)
@@ -139,12 +137,11 @@ def resolve_user(
     elif group_spec:
         gid = _find_group(groups, group_spec, "the image's user")
     additional = [gid]
-    if entry is not None and security_context.get("supplemental_groups_policy") != STRICT:
+    if entry is not None and security_context.supplemental_groups_policy != STRICT:
         additional += [g.gid for g in groups if entry.name in g.members]
-    for value in strings(security_context, "supplemental_groups"):
-        supplemental = _id(value.strip())
-        if supplemental is None:
-            raise InvalidArgument(f"supplemental group {value!r} is not a valid group id")
+    for supplemental in security_context.supplemental_groups:
+        if not 0 <= supplemental <= MAX_ID:
+            raise InvalidArgument(f"supplemental group {supplemental} is not a valid group id")
         additional.append(supplemental)
     return ProcessUser(
         uid=uid,
