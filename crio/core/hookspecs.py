@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         PodNetworkRequest,
         PodNetworkResult,
         PullOptions,
+        RuntimeContainer,
         RuntimeFeatures,
         RuntimeHandler,
         SecurityRequest,
@@ -220,6 +221,18 @@ def crio_runtime_update(
     handler: RuntimeHandler, container: ContainerBundle, resources: Mapping[str, Any]
 ) -> Awaitable[None] | None:
     """Apply new OCI ``linux.resources`` to a running container. firstresult; ``None`` if not ours."""
+
+
+@hookspec(firstresult=True)
+def crio_runtime_list(handler: RuntimeHandler) -> Awaitable[Sequence[RuntimeContainer]] | None:
+    """List every container in ``handler``'s runtime state directory (its ``runtime_root``), whoever made it.
+
+    The state directory may be shared with other crio daemons and with podman: the list is not filtered,
+    and the caller decides which containers are its own (the start-up sweep, :mod:`crio.core.sweep`, by
+    their bundle directory and annotations). firstresult; ``None`` if not this plugin's runtime type;
+    otherwise an awaitable of :class:`crio.core.types.RuntimeContainer` (an empty or missing state
+    directory gives an empty list).
+    """
 
 
 # --------------------------------------------------------------------------------------------------

@@ -12,7 +12,14 @@ from typing import Any
 from crio.core.config import Config
 from crio.core.errors import InvalidArgument, NotFound, Unavailable, Unimplemented
 from crio.core.plugins import PluginManager
-from crio.core.types import ContainerBundle, ContainerRuntimeState, ExecResult, RuntimeHandler, StdioSession
+from crio.core.types import (
+    ContainerBundle,
+    ContainerRuntimeState,
+    ExecResult,
+    RuntimeContainer,
+    RuntimeHandler,
+    StdioSession,
+)
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +202,14 @@ class RuntimeCalls:
     async def reopen_log(self, name: str, container: ContainerBundle) -> None:
         """Make the container's monitor reopen its log file."""
         await self._call("crio_runtime_reopen_log", name, container=container)
+
+    async def list_all(self, name: str) -> list[RuntimeContainer] | None:
+        """Every container in the handler's runtime state directory, whoever created it; ``None`` when no
+        loaded plugin can list the handler's runtime type."""
+        pending = self.plugins.hook.crio_runtime_list(handler=self.handler(name))
+        if pending is None:
+            return None
+        return list(await pending)
 
     async def destroy(self, name: str, container: ContainerBundle) -> None:
         """Delete the runtime's state of the container, killing it first if it still runs (``--force``)."""

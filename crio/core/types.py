@@ -87,6 +87,24 @@ class ContainerRuntimeState:
 
 
 @dataclass(frozen=True)
+class RuntimeContainer:
+    """One container in a runtime handler's state directory, as ``crio_runtime_list`` reports it.
+
+    Whoever created it (this daemon, another crio, podman): the caller decides what is its own, by
+    ``bundle`` (the directory the container was created from) and ``annotations`` (its OCI annotations).
+    ``status`` is the OCI status ("created", "running", "stopped", "paused"); ``cgroup_paths`` are the
+    absolute cgroupfs directories the runtime made for it, when the runtime's state says so (else empty).
+    """
+
+    id: str
+    status: str
+    pid: int = 0
+    bundle: str = ""
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    cgroup_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ExecResult:
     """Outcome of a synchronous exec: exit code and captured output."""
 

@@ -35,6 +35,7 @@ def test_other_runtime_types_get_none() -> None:
     assert calls.crio_runtime_wait(handler=OTHER, container=CONTAINER) is None
     assert calls.crio_runtime_update(handler=OTHER, container=CONTAINER, resources={}) is None
     assert calls.crio_runtime_reopen_log(handler=OTHER, container=CONTAINER) is None
+    assert calls.crio_runtime_list(handler=OTHER) is None
     assert (
         calls.crio_runtime_exec_sync(
             handler=OTHER, container=CONTAINER, command=["true"], timeout=1.0, output_limit=10

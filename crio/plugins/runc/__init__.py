@@ -5,7 +5,8 @@ Serves handlers whose ``runtime_type`` is "oci" and returns ``None`` for every o
 ``lifecycle`` (create/start/kill/delete/state/update/wait), ``execsync``, ``execstream`` (streamed exec) and
 ``attach`` (conmon's attach socket and resize FIFO) over ``fdio``, ``logs`` (ReopenContainerLog),
 ``exits`` (inotify and pidfd waits, over ``inotify``), ``cgroups`` (the monitor's own cgroup), ``spec``
-(config.json adjustments) and ``pipes`` (non-blocking pipe reads).
+(config.json adjustments), ``pipes`` (non-blocking pipe reads) and ``listing`` (every container in the
+handler's state directory, for the start-up sweep).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from crio.core.types import (
     ContainerBundle,
     ContainerRuntimeState,
     ExecResult,
+    RuntimeContainer,
     RuntimeFeatures,
     RuntimeHandler,
     StdioSession,
 )
-from crio.plugins.runc import attach, execstream, execsync, exits, features, lifecycle, logs
+from crio.plugins.runc import attach, execstream, execsync, exits, features, lifecycle, listing, logs
 
 RUNTIME_TYPE = "oci"
 FEATURES_TIMEOUT = 10.0
@@ -169,6 +171,14 @@ def crio_runtime_update(
     if not _ours(handler):
         return None
     return lifecycle.update(handler, container, resources)
+
+
+@hookimpl
+def crio_runtime_list(handler: RuntimeHandler) -> Awaitable[Sequence[RuntimeContainer]] | None:
+    """``runtime list --format json``, with the cgroup directories from runc's state files."""
+    if not _ours(handler):
+        return None
+    return listing.list_containers(handler)
 
 
 @hookimpl
