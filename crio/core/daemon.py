@@ -42,6 +42,7 @@ from crio.core.storage.store import Store
 from crio.core.storage_setup import choose_driver
 from crio.core.storeaccess import StoreAccess
 from crio.core.streaming.service import StreamingService, check_config
+from crio.core.sweep.sweeper import sweep
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,15 @@ class Daemon:
         self.streaming = StreamingService(self.config, self.containers, self.pods, runtime)
         await self.pods.restore()
         await self.containers.restore()
+        # What no record or journal entry owns goes before the daemon serves (no request can race it).
+        await sweep(
+            self.config,
+            self.access,
+            runtime,
+            journal,
+            set(self.pods.sandboxes),
+            set(self.containers.containers),
+        )
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT; return the process exit code."""

@@ -1,5 +1,5 @@
 """The start-up sweep's ownership rules (crio.core.sweep.rules): what is this daemon's, from given records,
-runtime states, paths and command lines."""
+runtime states, paths and command lines; and the summary line of a sweep."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import pytest
 
 from crio.core.sweep import rules
+from crio.core.sweep.sweeper import Report
 from crio.core.types import RuntimeContainer
 
 RUN = "/var/run/containers/storage/overlay-containers"
@@ -343,3 +344,14 @@ def test_cgroup_dirs_from_the_runtime_and_the_bundle() -> None:
 )
 def test_cgroup_dirs_never_name_another_directory(reported: list[str], cgroups_path: str) -> None:
     assert rules.cgroup_dirs(CRIO_ID, reported, cgroups_path, HIERARCHIES) == []
+
+
+def test_summary_line() -> None:
+    report = Report(seconds=0.0123)
+    assert report.summary() == "start-up sweep (0.012s): nothing to remove"
+    report.removed.update({"runtime container": 2, "pinned namespace": 1})
+    report.failed = 1
+    assert report.summary() == (
+        "start-up sweep (0.012s): removed 2 runtime container(s), 1 pinned namespace(s); "
+        "1 step(s) failed (see the warnings above)"
+    )
