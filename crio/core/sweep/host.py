@@ -61,6 +61,11 @@ def is_running(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
+def still_running(pids: Iterable[int]) -> list[int]:
+    """Those of ``pids`` that are running (see :func:`is_running`)."""
+    return [pid for pid in pids if is_running(pid)]
+
+
 def kill(pid: int) -> None:
     """SIGKILL ``pid`` (gone already is fine)."""
     with contextlib.suppress(ProcessLookupError):
@@ -109,18 +114,20 @@ def _unescape(field: str) -> str:
     return _OCTAL.sub(lambda match: chr(int(match.group(1), 8)), field)
 
 
-def mounts_under(directories: Iterable[Path]) -> list[str]:
-    """Mount points at or under any of ``directories``, deepest first."""
+def mounts_under(directories: Iterable[Path], mountinfo: str | None = None) -> list[str]:
+    """Mount points at or under any of ``directories``, deepest first (from ``mountinfo``, a
+    /proc/self/mountinfo text, by default this process's)."""
     prefixes = [os.path.normpath(d) for d in directories]
     found = []
-    for line in MOUNTINFO.read_text().splitlines():
+    text = MOUNTINFO.read_text() if mountinfo is None else mountinfo
+    for line in text.splitlines():
         fields = line.split()
         if len(fields) < 5:
             continue
         point = _unescape(fields[4])
         if any(point == p or point.startswith(p + "/") for p in prefixes):
             found.append(point)
-    return sorted(set(found), key=lambda p: p.count("/"), reverse=True)
+    return sorted(set(found), key=lambda p: (-p.count("/"), p))
 
 
 def unmount_under(directories: Iterable[Path]) -> list[str]:

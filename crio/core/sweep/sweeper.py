@@ -187,7 +187,7 @@ class Sweeper:
         waiting = [m.pid for m in orphans]
         while waiting and time.monotonic() < deadline:
             await asyncio.sleep(_POLL)
-            waiting = [pid for pid in waiting if host.is_running(pid)]
+            waiting = await asyncio.to_thread(host.still_running, waiting)
         for pid in waiting:
             log.warning("start-up sweep: monitor %d is still running after SIGKILL", pid)
             self.report.failed += 1
