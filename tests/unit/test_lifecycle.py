@@ -140,6 +140,14 @@ class Bench:
             seen.append(f"{event.object_id[:4]} {event.old_state or '(new)'} -> {event.new_state}")
         return seen
 
+    async def created(self, object_id: str, **fields: Any) -> Container:
+        """Create a container record the way a manager does: reserve, storage, then created()."""
+        self.engine.reserve(f"k8s_{object_id[:4]}", object_id)
+        self.storage(object_id)
+        record = container(object_id, **fields)
+        await self.engine.created(record)
+        return record
+
     def record_file(self, object_id: str) -> dict[str, Any]:
         path = Container.state_path(self.store.container_directory(object_id))
         data: dict[str, Any] = json.loads(path.read_bytes())
@@ -207,10 +215,7 @@ def test_commit_writes_the_disk_before_memory(store: Store) -> None:
     async def scenario() -> None:
         bench = Bench(store)
         cid = "c" * 64
-        bench.engine.reserve("k8s_cccc", cid)
-        bench.storage(cid)
-        record = container(cid)
-        await bench.engine.created(record)
+        record = await bench.created(cid)
         await bench.engine.commit(record, state=RUNNING, started_at=5)
         assert bench.record_file(cid)["state"] == RUNNING and bench.record_file(cid)["started_at"] == 5
         bench.published()
@@ -228,10 +233,7 @@ def test_an_illegal_commit_changes_nothing(store: Store) -> None:
     async def scenario() -> None:
         bench = Bench(store)
         cid = "c" * 64
-        bench.engine.reserve("k8s_cccc", cid)
-        bench.storage(cid)
-        record = container(cid)
-        await bench.engine.created(record)
+        record = await bench.created(cid)
         await bench.engine.commit(record, state=EXITED, exit_code=1)
         with pytest.raises(IllegalTransition):
             await bench.engine.commit(record, state=RUNNING)
@@ -244,10 +246,7 @@ def test_a_removal_keeps_the_record_listed_until_it_is_done(store: Store) -> Non
     async def scenario() -> None:
         bench = Bench(store)
         cid = "c" * 64
-        bench.engine.reserve("k8s_cccc", cid)
-        bench.storage(cid)
-        record = container(cid)
-        await bench.engine.created(record)
+        record = await bench.created(cid)
         lock = bench.engine.lock(cid)
         async with lock:
             bench.engine.removing(record)
@@ -267,10 +266,7 @@ def test_select_filters_and_orders(store: Store) -> None:
     async def scenario() -> None:
         bench = Bench(store)
         for n, (letter, labels) in enumerate([("b", {"app": "x"}), ("a", {"app": "y"}), ("c", {"app": "x"})]):
-            cid = letter * 64
-            bench.engine.reserve(f"k8s_{cid[:4]}", cid)
-            bench.storage(cid)
-            await bench.engine.created(container(cid, created_at=10 - n, labels=labels))
+            await bench.created(letter * 64, created_at=10 - n, labels=labels)
         engine = bench.engine
         assert [r.id[0] for r in engine.select()] == ["c", "a", "b"]  # oldest first
         assert [r.id[0] for r in engine.select(labels={"app": "x"})] == ["c", "b"]
@@ -290,9 +286,7 @@ def test_stored_loads_records_and_reports_unusable_ones(store: Store) -> None:
         bench = Bench(store)
         good, bad = "c" * 64, "d" * 64
         for cid in (good, bad):
-            bench.engine.reserve(f"k8s_{cid[:4]}", cid)
-            bench.storage(cid)
-            await bench.engine.created(container(cid))
+            await bench.created(cid)
         Container.state_path(store.container_directory(bad)).write_text("{not json")
         store.create_container("e" * 64, ["podman-thing"], IMAGE, "not crio's json")
         fresh = Bench(store).engine
