@@ -416,3 +416,27 @@ def test_monitors_killed_while_the_daemon_is_down(crio_factory: CrioFactory, dae
     second = again.runtime().RunPodSandbox(pb.RunPodSandboxRequest(config=pod[1]), timeout=120).pod_sandbox_id
     create(again, (second, pod[1]), "m0", ["sleep", "600"])
     again.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=second), timeout=60)
+
+
+def test_records_unreadable_after_a_crash_are_purged_at_restart(
+    crio_factory: CrioFactory, daemon: CrioProcess
+) -> None:
+    """A pod and a container whose record files are garbage (a crio without the journal, a disk error) are
+    removed at the restart, processes and storage included, through journaled removals that leave nothing."""
+    pod = new_pod(daemon)
+    cid = create(daemon, pod, "garbled", ["sleep", "600"])
+    daemon.runtime().StartContainer(pb.StartContainerRequest(container_id=cid), timeout=60)
+    daemon.signal(9)
+    daemon.wait(10)
+    for object_id, record in ((pod[0], "sandbox.json"), (cid, "container.json")):
+        (daemon.base / "root" / "overlay-containers" / object_id / "userdata" / record).write_text("{garbage")
+    again = crio_factory().start()
+    assert again.runtime().ListPodSandbox(pb.ListPodSandboxRequest(), timeout=30).items == []
+    assert again.runtime().ListContainers(pb.ListContainersRequest(), timeout=30).containers == []
+    assert list((again.base / "root" / "crio-journal").glob("*.json")) == []
+    for object_id in (pod[0], cid):
+        assert not (again.base / "root" / "overlay-containers" / object_id).exists()
+        left = subprocess.run(["pgrep", "-f", object_id], capture_output=True, text=True).stdout
+        assert left == "", f"processes of {object_id} are left: {left}"
+    log = again.log()
+    assert f"pod {pod[0]} has no usable state" in log and f"container {cid} has no usable state" in log

@@ -491,24 +491,16 @@ class ContainerManager:
         for stored in await self.table.stored(_is_container):
             container = stored.record
             if container is None:
-                log.warning(
-                    "container %s has no usable state (%s): removing its leftovers", stored.id, stored.problem
-                )
-                pod_id = str(stored.metadata.get("pod-id", ""))
-                await self._purge(Entry(OP_REMOVE, stored.id, {"pod_id": pod_id}))
+                log.warning("container %s has no usable state (%s): removing it", stored.id, stored.problem)
+                await self._discard(stored.id, pod_id=str(stored.metadata.get("pod-id", "")))
                 continue
             if container.pod_id not in self.pods.sandboxes:
                 log.warning("container %s: its pod %s is gone; removing it", container.id, container.pod_id)
-                await self._purge(
-                    Entry(
-                        OP_REMOVE,
-                        container.id,
-                        {
-                            "name": container.name,
-                            "pod_id": container.pod_id,
-                            "handler": container.runtime_handler,
-                        },
-                    )
+                await self._discard(
+                    container.id,
+                    name=container.name,
+                    pod_id=container.pod_id,
+                    handler=container.runtime_handler,
                 )
                 continue
             self.table.adopt(container)
@@ -521,6 +513,12 @@ class ContainerManager:
                     self._watch(container)
         if self.containers:
             log.info("restored %d container(s)", len(self.containers))
+
+    async def _discard(self, container_id: str, **data: str) -> None:
+        """Purge a container found at start-up that no usable record keeps, as a journaled removal: a failure
+        (or a crash) leaves the entry for the next start instead of failing this one."""
+        intent = await self.journal.begin(OP_REMOVE, container_id, **data)
+        await self.journal.recover(intent.entry, lambda: self._purge(intent.entry), "leftover container")
 
     async def close(self) -> None:
         """Stop watching exits (the containers keep running)."""

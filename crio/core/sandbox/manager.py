@@ -468,10 +468,8 @@ class SandboxManager:
         )
         for stored in await self.table.stored(lambda object_id, meta: meta.get("pod-id") == object_id):
             if stored.record is None:
-                log.warning(
-                    "pod %s has no usable state (%s): removing its leftovers", stored.id, stored.problem
-                )
-                await self._remove_leftover(stored.id)
+                log.warning("pod %s has no usable state (%s): removing it", stored.id, stored.problem)
+                await self._discard(stored.id)
                 continue
             self.table.adopt(stored.record)
         if self.sandboxes:
@@ -485,9 +483,14 @@ class SandboxManager:
         """Purge the pod of an interrupted run (undo) or removal (finish)."""
         await self._purge(entry, network=entry.op == OP_REMOVE or entry.done(STEP_NETWORK))
 
-    async def _remove_leftover(self, pod_id: str) -> None:
-        """Purge a pod storage container without a usable record (left by a crio without a journal)."""
-        await self._purge(Entry(OP_REMOVE, pod_id, {"handler": ""}), network=True)
+    async def _discard(self, pod_id: str) -> None:
+        """Purge a pod found at start-up without a usable record (left by a crio without a journal), as a
+        journaled removal: a failure (or a crash) leaves the entry for the next start instead of failing
+        this one."""
+        intent = await self.journal.begin(OP_REMOVE, pod_id, handler="")
+        await self.journal.recover(
+            intent.entry, lambda: self._purge(intent.entry, network=True), "leftover pod"
+        )
 
 
 def _port_mapping(mapping: PortMapping) -> dict[str, Any]:
