@@ -136,13 +136,15 @@ def exec_url(daemon: CrioProcess, cid: str, cmd: list[str], **flags: bool) -> st
     return str(daemon.runtime().Exec(request, timeout=30).url)
 
 
-def processes(fragment: str) -> list[int]:
-    """Pids whose command line contains ``fragment``."""
+def processes(*argv: str) -> list[int]:
+    """Pids whose command line is exactly ``argv`` (the tests pick arguments nothing else on the machine
+    uses, e.g. ``sleep 4242``: a substring would also match other tests' and other runtimes' processes)."""
+    wanted = b"\0".join(arg.encode() for arg in argv) + b"\0"
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             with contextlib.suppress(OSError):
-                if fragment.encode() in Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" "):
+                if Path(f"/proc/{entry}/cmdline").read_bytes() == wanted:
                     found.append(int(entry))
     return found
 
@@ -511,7 +513,7 @@ def test_malformed_websocket_closes_that_connection_only(
         "Sec-WebSocket-Key": key,
         "Sec-WebSocket-Protocol": "v5.channel.k8s.io",
     }
-    sock, head = upgrade(exec_url(daemon, sleeper, ["sleep", "30"], stdout=True), headers, "GET")
+    sock, head = upgrade(exec_url(daemon, sleeper, ["sleep", "3031"], stdout=True), headers, "GET")
     assert head.startswith(b"HTTP/1.1 101 ")
     assert f"Sec-WebSocket-Accept: {ws.accept_key(key)}".encode() in head
     sock.sendall(ws.frame(ws.OP_BINARY, b"\x00unmasked"))
@@ -519,7 +521,7 @@ def test_malformed_websocket_closes_that_connection_only(
     close = answer[answer.index(b"\x88") :]
     assert struct.unpack_from(">H", close, 2)[0] == ws.CLOSE_PROTOCOL_ERROR
     sock.close()
-    assert wait_for(lambda: not processes("sleep 30"))
+    assert wait_for(lambda: not processes("sleep", "3031"))
     result = crictl.run("exec", "--transport", "websocket", sleeper, "echo", "still-serving")
     assert result.stdout == b"still-serving\n"
 
@@ -528,10 +530,10 @@ def test_client_disconnect_kills_the_exec(daemon: CrioProcess, crictl: Crictl, s
     proc = crictl.spawn(
         "exec", sleeper, "sleep", "4242", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    assert wait_for(lambda: any(_is_sleep(p) for p in processes("sleep 4242")))
+    assert wait_for(lambda: any(_is_sleep(p) for p in processes("sleep", "4242")))
     proc.kill()
     proc.wait()
-    assert wait_for(lambda: not [p for p in processes("sleep 4242") if _is_sleep(p)])
+    assert wait_for(lambda: not [p for p in processes("sleep", "4242") if _is_sleep(p)])
     bundle_files = list((daemon.base / "runroot").rglob("exec-*"))
     assert wait_for(lambda: not list((daemon.base / "runroot").rglob("exec-*"))), bundle_files
 
@@ -557,7 +559,7 @@ def test_output_flood_to_a_stalled_reader_keeps_memory_bounded(
         proc.kill()
         proc.wait()
         os.close(reader_r)
-    assert wait_for(lambda: not [p for p in processes("cat /dev/zero") if _comm(p) == "cat"])
+    assert wait_for(lambda: not [p for p in processes("cat", "/dev/zero") if _comm(p) == "cat"])
 
 
 def _comm(pid: int) -> str:
@@ -575,11 +577,11 @@ def test_idle_connections_are_closed(
     try:
         cid = start_container(d, run_pod(d), ["sleep", "3600"])
         begin = time.monotonic()
-        result = Crictl(crictl_binary, d).run("exec", cid, "sleep", "300", timeout=60)
+        result = Crictl(crictl_binary, d).run("exec", cid, "sleep", "3099", timeout=60)
         assert time.monotonic() - begin < 30
         assert result.returncode != 0
         assert b"idle" in result.stderr
-        assert wait_for(lambda: not [p for p in processes("sleep 300") if _is_sleep(p)])
+        assert wait_for(lambda: not [p for p in processes("sleep", "3099") if _is_sleep(p)])
     finally:
         remove_pods(d)
 

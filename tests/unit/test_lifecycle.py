@@ -249,7 +249,7 @@ def test_a_removal_keeps_the_record_listed_until_it_is_done(store: Store) -> Non
         record = await bench.created(cid)
         lock = bench.engine.lock(cid)
         async with lock:
-            bench.engine.removing(record)
+            await bench.engine.removing(record)
             assert bench.engine.get(cid).state == REMOVING
             assert bench.record_file(cid)["state"] == CREATED  # the journal, not the file, says removing
             with pytest.raises(IllegalTransition):
@@ -296,5 +296,29 @@ def test_stored_loads_records_and_reports_unusable_ones(store: Store) -> None:
         assert found[bad].record is None and found[bad].problem
         fresh.adopt(found[good].record)
         assert fresh.get(good).name == "k8s_cccc" and fresh.holder("k8s_cccc") == good
+
+    run(scenario())
+
+
+def test_racing_commits_record_one_exit(store: Store) -> None:
+    """The exit watcher and a status call notice the same exit at once: one is recorded, one published."""
+
+    async def scenario() -> None:
+        bench = Bench(store)
+        record = await bench.created("c" * 64)
+        await bench.engine.commit(record, state=RUNNING)
+        bench.published()
+        results = await asyncio.gather(
+            *(
+                bench.engine.commit(record, only_from=(CREATED, RUNNING), state=EXITED, exit_code=code)
+                for code in (1, 2, 3)
+            )
+        )
+        assert results == [True, False, False]
+        assert record.exit_code == 1 and bench.record_file(record.id)["exit_code"] == 1
+        assert bench.published() == ["cccc running -> exited"]
+        # Being removed: an exit noticed now is not recorded (the removal kills the container).
+        await bench.engine.removing(record)
+        assert not await bench.engine.commit(record, only_from=(CREATED, RUNNING), state=EXITED)
 
     run(scenario())

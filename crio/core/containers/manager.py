@@ -338,17 +338,23 @@ class ContainerManager:
             await self._record_exit(container, state)
 
     async def _record_exit(self, container: Container, state: ContainerRuntimeState) -> None:
-        if container.id not in self.table or container.state not in (CREATED, RUNNING):
-            return  # exited already, or being removed (the removal kills it; no exit is recorded)
+        if container.id not in self.table:
+            return
         exit_code = state.exit_code if state.exit_code is not None else -1
         reason = REASON_COMPLETED if exit_code == 0 else REASON_ERROR
         if state.oom_killed:
             reason = REASON_OOM
         finished_at = max(state.finished_at or time.time_ns(), container.started_at)
-        await self.table.commit(
-            container, state=EXITED, exit_code=exit_code, finished_at=finished_at, reason=reason
+        recorded = await self.table.commit(
+            container,
+            only_from=(CREATED, RUNNING),  # not when exited already, or being removed (no exit recorded)
+            state=EXITED,
+            exit_code=exit_code,
+            finished_at=finished_at,
+            reason=reason,
         )
-        log.info("container %s exited with %d (%s)", container.id, container.exit_code, container.reason)
+        if recorded:
+            log.info("container %s exited with %d (%s)", container.id, container.exit_code, container.reason)
 
     async def stop(self, container_id: str, timeout: float) -> None:
         """Stop a container: its stop signal, SIGKILL after ``timeout`` seconds. Unknown or stopped: fine.
@@ -387,7 +393,7 @@ class ContainerManager:
             watcher = self._watchers.get(container.id)
             if watcher is not None:  # the container goes: its exit is no longer recorded
                 watcher.cancel()
-            self.table.removing(container)
+            await self.table.removing(container)
             await self._purge(intent.entry)
             await intent.end()
             self.table.removed(container)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
@@ -90,6 +90,7 @@ class Lifecycle(Generic[R]):
         self.names: dict[str, str] = {}  # reserved name → object ID (creating objects included)
         self._creating: dict[str, str] = {}  # object ID → name, while it is being created
         self._locks: dict[str, asyncio.Lock] = {}
+        self._writing: dict[str, asyncio.Lock] = {}  # serializes each record's check-persist-apply
 
     # ------------------------------------------------------------------------------------------ lookups
 
@@ -179,25 +180,34 @@ class Lifecycle(Generic[R]):
 
     # ------------------------------------------------------------------------------------- transitions
 
-    async def commit(self, record: R, **changes: Any) -> None:
+    async def commit(self, record: R, only_from: Collection[str] | None = None, **changes: Any) -> bool:
         """Change ``record``: check the state transition, persist the changed record when its state is a
-        durable one, then apply the changes in memory and publish the transition."""
-        old = record.state
-        new = str(changes.get("state", old))
-        self.machine.check(record.id, old, new)
-        if self.machine.is_durable(new):
-            await self.persist(replace(record, **changes))  # type: ignore[type-var]
-        for key, value in changes.items():
-            setattr(record, key, value)
-        self._publish(record.id, record.pod_id, old, new)
+        durable one, then apply the changes in memory and publish the transition.
 
-    def removing(self, record: R) -> None:
+        Changes of one record are serialized: with ``only_from``, the change is made only if the record is
+        still in one of those states once it is its turn (False otherwise) — two paths noticing the same
+        exit, or the same dead infra container, record it once."""
+        async with self._writing.setdefault(record.id, asyncio.Lock()):
+            old = record.state
+            if only_from is not None and old not in only_from:
+                return False
+            new = str(changes.get("state", old))
+            self.machine.check(record.id, old, new)
+            if self.machine.is_durable(new):
+                await self.persist(replace(record, **changes))  # type: ignore[type-var]
+            for key, value in changes.items():
+                setattr(record, key, value)
+            self._publish(record.id, record.pod_id, old, new)
+        return True
+
+    async def removing(self, record: R) -> None:
         """A removal starts: the record stays listed, no new work is accepted for it. Not persisted: the
         removal's journal entry is what a restart finds."""
-        old = record.state
-        self.machine.check(record.id, old, REMOVING)
-        record.state = REMOVING
-        self._publish(record.id, record.pod_id, old, REMOVING)
+        async with self._writing.setdefault(record.id, asyncio.Lock()):
+            old = record.state
+            self.machine.check(record.id, old, REMOVING)
+            record.state = REMOVING
+            self._publish(record.id, record.pod_id, old, REMOVING)
 
     def removed(self, record: R) -> None:
         """A removal finished: forget the record, its name and its lock."""
@@ -206,6 +216,7 @@ class Lifecycle(Generic[R]):
         if self.names.get(record.name) == record.id:
             del self.names[record.name]
         self._locks.pop(record.id, None)
+        self._writing.pop(record.id, None)
         self._publish(record.id, record.pod_id, record.state, REMOVED)
 
     def _publish(self, object_id: str, pod_id: str, old: str, new: str) -> None:

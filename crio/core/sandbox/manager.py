@@ -367,8 +367,7 @@ class SandboxManager:
             released["network_attached"] = False
         if sandbox.shm_path:
             await asyncio.to_thread(mountutil.unmount, sandbox.shm_path, True)
-        if sandbox.state == READY:
-            await self.table.commit(sandbox, state=NOTREADY, **released)
+        if await self.table.commit(sandbox, only_from=(READY,), state=NOTREADY, **released):
             log.info("pod %s (%s) stopped", sandbox.id, sandbox.name)
         elif released:  # stopped again (the infra container had died): record what this stop released
             await self.table.commit(sandbox, **released)
@@ -393,7 +392,7 @@ class SandboxManager:
                 rundir=str(rundir),
             )
             await self._stop_locked(sandbox)
-            self.table.removing(sandbox)
+            await self.table.removing(sandbox)
             if self.members is not None:
                 await self.members.remove_pod_containers(sandbox.id)
             await self._purge(intent.entry, network=sandbox.network_attached)
@@ -453,7 +452,7 @@ class SandboxManager:
         rundir = await self.access.call(self.store.container_run_directory, sandbox.id)
         state = await self.runtime.state(sandbox.runtime_handler, self._bundle(sandbox, rundir))
         if sandbox.state == READY and state.status not in ("created", "running"):
-            await self.table.commit(sandbox, state=NOTREADY)  # the infra container died under us
+            await self.table.commit(sandbox, only_from=(READY,), state=NOTREADY)  # the infra container died
         spec = await asyncio.to_thread(read_spec, rundir)
         info = {"pid": state.pid, "runtimeSpec": spec, "netns": sandbox.netns_path, "image": sandbox.name}
         return sandbox, info
