@@ -9,6 +9,7 @@ import io
 import json
 import os
 import signal
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +237,59 @@ def test_bad_image_volumes_are_refused_and_leave_nothing(
     cid = create(daemon, pod, [])  # the name was released
     daemon.runtime().RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=60)
     daemon.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)
+
+
+def pod_in(daemon: CrioProcess, namespace: str) -> tuple[str, pb.PodSandboxConfig]:
+    """A ready pod in Kubernetes namespace ``namespace``."""
+    name = f"pod-{uuid.uuid4().hex[:8]}"
+    config = pb.PodSandboxConfig(
+        metadata=pb.PodSandboxMetadata(name=name, namespace=namespace, uid=uuid.uuid4().hex),
+        log_directory=str(daemon.base / "logs" / name),
+    )
+    response = daemon.runtime().RunPodSandbox(pb.RunPodSandboxRequest(config=config), timeout=120)
+    return str(response.pod_sandbox_id), config
+
+
+def pull_in(daemon: CrioProcess, image: str, pod: tuple[str, pb.PodSandboxConfig]) -> str:
+    """PullImage of ``image`` for ``pod`` (so under its namespace's signature policy)."""
+    request = pb.PullImageRequest(image=pb.ImageSpec(image=image), sandbox_config=pod[1])
+    return str(daemon.images().PullImage(request, timeout=300).image_ref)
+
+
+def test_a_namespace_policy_that_rejects_the_volume_image_refuses_the_create(daemon: CrioProcess) -> None:
+    """Namespace "allowing" accepts the volume image and pulls it; namespace "refusing" rejects it, so a pod
+    there can neither pull it nor mount the stored copy as an image volume (by ID or by name)."""
+    daemon.policy_dir.mkdir()
+    accept = {"default": [{"type": "insecureAcceptAnything"}]}
+    (daemon.policy_dir / "allowing.json").write_text(json.dumps(accept))
+    scope = VOLUME_IMAGE.rsplit(":", 1)[0]
+    refuse = {**accept, "transports": {"docker": {scope: [{"type": "reject"}]}}}
+    (daemon.policy_dir / "refusing.json").write_text(json.dumps(refuse))
+    allowing, refusing = pod_in(daemon, "allowing"), pod_in(daemon, "refusing")
+    ref = pull_in(daemon, VOLUME_IMAGE, allowing)
+    with pytest.raises(grpc.RpcError) as err:
+        pull_in(daemon, VOLUME_IMAGE, refusing)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, err.value.details()
+
+    containers_json = daemon.base / "root" / "overlay-containers" / "containers.json"
+    run_dirs = daemon.base / "runroot" / "overlay-containers"
+    before = (json.loads(containers_json.read_text()), sorted(os.listdir(run_dirs)))
+    for volume in (image_mount(ref), image_mount(VOLUME_IMAGE, "/mnt/by-name")):
+        with pytest.raises(grpc.RpcError) as err:
+            create(daemon, refusing, [volume])
+        details = err.value.details() or ""
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, details
+        assert f"image volume {volume.container_path}" in details and "reject" in details, details
+        assert (json.loads(containers_json.read_text()), sorted(os.listdir(run_dirs))) == before
+        assert image_volume_mounts(daemon) == []
+    cid = create(daemon, refusing, [])  # the container's own image is accepted there; the name was released
+    assert status(daemon, cid).mounts == []
+
+    allowed = create(daemon, allowing, [image_mount(ref)])
+    assert [m.image.image_ref for m in status(daemon, allowed).mounts] == [ref]
+    for pod in (allowing, refusing):
+        daemon.runtime().RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]), timeout=60)
+    assert image_volume_mounts(daemon) == []
 
 
 def test_image_volumes_survive_a_daemon_restart(crio_factory: CrioFactory, daemon: CrioProcess) -> None:

@@ -3,16 +3,19 @@ image (symbolic links cannot leave it), the container record flag, and Container
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from crio.core.api import api_pb2 as api
+from crio.core.containers import imagevolumes
 from crio.core.containers.model import Container
 from crio.core.crirecords import Mount
-from crio.core.errors import Internal, InvalidArgument, NotFound, Unimplemented
+from crio.core.errors import Internal, InvalidArgument, NotFound, PermissionDenied, Unimplemented
 from crio.core.server.containers import _mounts
 from crio.core.spec.mounts import check_image_mount, cri_mount, cri_mounts, host_mount_requirements
 from crio.core.storage.imagemounts import (
@@ -208,3 +211,37 @@ def test_status_reports_the_image_id_as_image_ref() -> None:
     assert image.image.user_specified_image == "busybox" and image.readonly
     restored = Container.from_json(container.to_json())
     assert restored.image_volumes == container.image_volumes
+
+
+# ------------------------------------------------------------------------------------ signature policy
+
+
+class PolicyImages:
+    """The two ImageService methods :func:`imagevolumes.plan` uses: every name resolves to an image of that
+    ID; the policy of namespace "refusing" rejects image "bad", and every judgement is recorded."""
+
+    def __init__(self) -> None:
+        self.judged: list[tuple[str, str, str]] = []
+
+    async def resolve(self, image: str) -> Any:
+        return SimpleNamespace(id=image)
+
+    async def verify_for_container(self, img: Any, requested: str, namespace: str) -> None:
+        self.judged.append((img.id, requested, namespace))
+        if namespace == "refusing" and requested == "bad":
+            raise PermissionDenied(f"{requested}: the policy for {namespace} rejects it")
+
+
+def volume(path: str, image: str) -> api.Mount:
+    return api.Mount(container_path=path, readonly=True, image=api.ImageSpec(image=image))
+
+
+def test_plan_judges_each_volume_image_by_the_pod_namespace_policy() -> None:
+    images = PolicyImages()
+    config = container_config(mounts=[volume("/a", "good"), volume("/b", "bad"), volume("/c", "good")])
+    planned = asyncio.run(imagevolumes.plan(images, config, "allowing"))  # type: ignore[arg-type]
+    assert [v.image_id for v in planned] == ["good", "bad", "good"]
+    assert images.judged == [("good", "good", "allowing"), ("bad", "bad", "allowing")], "once per image"
+
+    with pytest.raises(PermissionDenied, match=r"^image volume /b: bad: the policy for refusing rejects it$"):
+        asyncio.run(imagevolumes.plan(images, config, "refusing"))  # type: ignore[arg-type]

@@ -3,6 +3,9 @@
 1. :func:`plan`, before anything exists: every image volume is checked (read-only, no host path, a relative
    sub path without ``..``) and its image found in the store by ID, name or digest, as the container's own
    image is. A missing image is NOT_FOUND naming it: the kubelet pulls it first, crio never does here.
+   Each volume's image is then judged by the signature policy of the pod's namespace, exactly as the
+   container's own image is: an image pulled by a pod of another namespace (whose policy accepted it) is
+   refused (PERMISSION_DENIED naming the volume) when this namespace's policy rejects it.
 2. The storage container is created with the images' IDs in its record (:meth:`Store.create_container`'s
    ``volume_images``), so RemoveImage refuses them (FAILED_PRECONDITION naming the container) while it exists.
 3. :func:`mount_all`: each volume gets its own read-only mount of its image under the container's run
@@ -75,13 +78,16 @@ def _prefixed(error: CrioError, destination: str) -> CrioError:
     return type(error)(f"image volume {destination}: {error}")
 
 
-async def plan(images: ImageService, config: ContainerConfig) -> list[PlannedVolume]:
-    """Check the image volumes of a ContainerConfig and find their images; nothing is created.
+async def plan(images: ImageService, config: ContainerConfig, namespace: str) -> list[PlannedVolume]:
+    """Check the image volumes of a ContainerConfig, find their images and judge each against the signature
+    policy of the pod's ``namespace``; nothing is created.
 
     InvalidArgument for a writable volume, one with a host path too, or a sub path that is absolute or has
-    ``..``; NotFound naming the image when it is not in the store.
+    ``..``; NotFound naming the image when it is not in the store; PermissionDenied (FailedPrecondition
+    without a policy file) naming the volume when the policy refuses its image.
     """
     planned: list[PlannedVolume] = []
+    judged: set[tuple[str, str]] = set()
     for index, mount in enumerate(config.mounts):
         reference = image_reference(mount)
         if not reference:
@@ -97,6 +103,12 @@ async def plan(images: ImageService, config: ContainerConfig) -> list[PlannedVol
             raise NotFound(
                 f"image {reference} of image volume {destination} is not in the store; pull it first"
             )
+        if (str(found.id), reference) not in judged:
+            try:
+                await images.verify_for_container(found, reference, namespace)
+            except CrioError as exc:
+                raise _prefixed(exc, destination) from None
+            judged.add((str(found.id), reference))
         planned.append(PlannedVolume(index, destination, reference, str(found.id), sub_path))
     return planned
 

@@ -175,7 +175,7 @@ class ContainerManager:
             raise NotFound(f"image {image} is not in the store; pull it first")
         # The signature policy may have changed since the pull: judge the stored image again.
         await self.images.verify_for_container(found, image, pod.config.metadata.namespace)
-        volumes = await imagevolumes.plan(self.images, config)
+        volumes = await imagevolumes.plan(self.images, config, pod.config.metadata.namespace)
         container_id = random_id()
         self.table.reserve(name, container_id)
         try:
