@@ -20,6 +20,11 @@ LEVELS: dict[str, int] = {
 
 logging.addLevelName(TRACE, "TRACE")
 
+# Libraries that log every request URL at INFO (httpx: "HTTP Request: GET <url>"), redirects to pre-signed
+# object-store URLs included, whose query is a credential. They only speak up at WARNING unless crio logs
+# at trace.
+URL_LOGGERS = ("httpx", "httpcore")
+
 
 class _Formatter(logging.Formatter):
     def __init__(self) -> None:
@@ -38,7 +43,12 @@ def configure(level: str) -> None:
 
 
 def set_level(level: str) -> None:
-    """Change the log level of crio's loggers (libraries stay at INFO unless crio logs at trace)."""
+    """Change the log level of crio's loggers (libraries stay at INFO, and the HTTP client libraries of
+    :data:`URL_LOGGERS` at WARNING, unless crio logs at trace)."""
     numeric = LEVELS[level]
     logging.getLogger().setLevel(numeric if numeric == TRACE else max(numeric, logging.INFO))
     logging.getLogger("crio").setLevel(numeric)
+    for name in URL_LOGGERS:
+        logging.getLogger(name).setLevel(
+            logging.NOTSET if numeric == TRACE else max(numeric, logging.WARNING)
+        )

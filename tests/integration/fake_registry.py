@@ -1,6 +1,9 @@
 """A small registry (OCI distribution API subset) that serves deliberately broken images for bad-input tests.
 
 Each repository under ``bad/`` misbehaves in one way; ``good/small`` is a correct image for comparison.
+``redirect/small`` is correct too but redirects every blob to a "pre-signed object-store URL" whose query
+carries :data:`PRESIGNED_SECRET`, as S3-backed registries do; ``redirect/gone`` redirects to such a URL on a
+port where nothing listens.
 """
 
 from __future__ import annotations
@@ -19,6 +22,12 @@ from typing import Any
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+# The signature of the pre-signed blob URLs: it must never show up in crio's log.
+PRESIGNED_SECRET = "crio-test-presigned-signature-5ec12e7"
+PRESIGNED_QUERY = (
+    f"X-Amz-Credential=crio-test-access-key&X-Amz-Expires=300&X-Amz-Signature={PRESIGNED_SECRET}"
+)
+OBJECTS = "/objects/"
 
 
 def digest(data: bytes) -> str:
@@ -76,6 +85,8 @@ def build_images() -> dict[str, Image]:
     wrong.blobs[wrong.layer_digest] = bytes(b ^ 0xFF for b in promised)  # same size, other bytes
     return {
         "good/small": Image(good, "good"),
+        "redirect/small": Image(good, "redirect"),
+        "redirect/gone": Image(good, "gone"),
         "bad/digest": wrong,
         "bad/truncated": _rehash(truncated),
         "bad/garbage": _rehash(garbage),
@@ -98,11 +109,12 @@ def _rehash(image: Image) -> Image:
 
 class FakeRegistry:
     """Serves :func:`build_images` plus failure modes: ``bad/error500``, ``bad/hang``, ``bad/midway``,
-    ``bad/huge`` (a 5 MiB manifest)."""
+    ``bad/huge`` (a 5 MiB manifest), and blob redirects (``redirect/``)."""
 
     def __init__(self) -> None:
         self.images = build_images()
         self.hang = threading.Event()
+        self.objects_served = 0  # blobs served at their pre-signed URL
         registry = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -158,6 +170,9 @@ class FakeRegistry:
             ).encode()
             self._send(handler, 200, body, OCI_MANIFEST)
             return
+        if path.startswith(OBJECTS):
+            self._object(handler, path)
+            return
         repo, kind, ref = _split(path)
         if repo == "bad/midway" and kind == "manifests":
             repo = "good/small"
@@ -172,6 +187,13 @@ class FakeRegistry:
         if blob is None:
             self._send(handler, 404, b'{"errors":[{"code":"BLOB_UNKNOWN"}]}', "application/json")
             return
+        if repo.startswith("redirect/"):
+            origin = "http://127.0.0.1:9" if repo == "redirect/gone" else ""  # port 9: nothing listens
+            handler.send_response(307)
+            handler.send_header("Location", f"{origin}{OBJECTS}{ref}?{PRESIGNED_QUERY}")
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
         if repo == "bad/midway" and ref == image.layer_digest:
             handler.send_response(200)
             handler.send_header("Content-Length", str(len(blob)))
@@ -182,6 +204,16 @@ class FakeRegistry:
             handler.close_connection = True
             handler.connection.shutdown(2)
             return
+        self._send(handler, 200, blob, "application/octet-stream")
+
+    def _object(self, handler: BaseHTTPRequestHandler, path: str) -> None:
+        """A blob at its pre-signed URL: any image's blob, only with the signed query."""
+        name, _, query = path.removeprefix(OBJECTS).partition("?")
+        blob = next((i.blobs[name] for i in self.images.values() if name in i.blobs), None)
+        if query != PRESIGNED_QUERY or blob is None:
+            self._send(handler, 403, b"<Error><Code>AccessDenied</Code></Error>", "application/xml")
+            return
+        self.objects_served += 1
         self._send(handler, 200, blob, "application/octet-stream")
 
 

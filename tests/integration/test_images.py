@@ -15,7 +15,7 @@ import pytest
 from crio.core.api import api_pb2 as pb
 
 from .conftest import CrioFactory, CrioProcess
-from .fake_registry import FakeRegistry
+from .fake_registry import PRESIGNED_SECRET, FakeRegistry
 
 BUSYBOX = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
 TAGS = "gcr.io/k8s-staging-cri-tools/test-image-tags"
@@ -183,14 +183,19 @@ def test_deadline_cancels_the_pull_and_leaves_nothing(daemon: CrioProcess) -> No
     assert status(daemon, MULTILAYER) is None
 
 
+def fake_daemon(crio_factory: CrioFactory, registry: FakeRegistry, *args: str) -> CrioProcess:
+    """A started daemon (command line ``args``) that pulls ``fake.test/...`` from ``registry``."""
+    daemon = crio_factory(list(args))
+    with open(daemon.registries_conf, "a") as conf:
+        location = f"127.0.0.1:{registry.port}"
+        conf.write(f'\n[[registry]]\nprefix = "fake.test"\nlocation = "{location}"\ninsecure = true\n')
+    return daemon.start()
+
+
 @pytest.fixture
 def fake(crio_factory: CrioFactory, local_registry: str) -> Iterator[tuple[CrioProcess, FakeRegistry]]:
     with FakeRegistry() as registry:
-        daemon = crio_factory()
-        with open(daemon.registries_conf, "a") as conf:
-            location = f"127.0.0.1:{registry.port}"
-            conf.write(f'\n[[registry]]\nprefix = "fake.test"\nlocation = "{location}"\ninsecure = true\n')
-        yield daemon.start(), registry
+        yield fake_daemon(crio_factory, registry), registry
 
 
 @pytest.mark.parametrize(
@@ -223,6 +228,34 @@ def test_bad_registry_input_fails_cleanly(
     assert not os.path.exists("/escaped-by-crio-test")
     assert not Path(daemon.base, "escaped-by-crio-test").exists()
     assert pull(daemon, "fake.test/good/small:latest")  # the daemon is fine afterwards
+
+
+@pytest.mark.parametrize("level", ["info", "debug"])
+def test_presigned_redirect_urls_never_reach_the_log(crio_factory: CrioFactory, level: str) -> None:
+    """A registry that redirects blobs to pre-signed object-store URLs: the pull works, and neither the
+    log (below trace) nor an error shows the signature in their query, nor any HTTP request line."""
+    with FakeRegistry() as registry:
+        daemon = fake_daemon(crio_factory, registry, "--log-level", level)
+        assert pull(daemon, "fake.test/redirect/small:latest", timeout=120)
+        assert registry.objects_served == 2, "config and layer came from their pre-signed URLs"
+        with pytest.raises(grpc.RpcError) as err:
+            pull(daemon, "fake.test/redirect/gone:latest", timeout=120)
+        details = err.value.details() or ""
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE, details
+        assert "http://127.0.0.1:9/objects/sha256:" in details and "?REDACTED" in details, details
+        assert PRESIGNED_SECRET not in details
+        text = daemon.log()
+        assert "fake.test/redirect/gone" in text, "the failure is logged"
+        assert PRESIGNED_SECRET not in text and "X-Amz-" not in text, text
+        assert "HTTP Request" not in text, text
+
+
+def test_http_request_lines_are_logged_at_trace(crio_factory: CrioFactory) -> None:
+    """The other side of the test above: at trace, httpx's request lines do reach the log."""
+    with FakeRegistry() as registry:
+        daemon = fake_daemon(crio_factory, registry, "--log-level", "trace")
+        assert pull(daemon, "fake.test/good/small:latest", timeout=120)
+        assert f"HTTP Request: GET http://127.0.0.1:{registry.port}/v2/" in daemon.log()
 
 
 def test_hanging_registry_is_bounded_by_the_deadline(fake: tuple[CrioProcess, FakeRegistry]) -> None:

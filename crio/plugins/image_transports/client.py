@@ -23,6 +23,7 @@ from crio.core.errors import (
     Unauthenticated,
     Unavailable,
 )
+from crio.core.urlredact import loggable_url
 from crio.plugins.image_transports import auth as authmod
 from crio.plugins.image_transports.auth import Challenge, Credentials
 from crio.plugins.image_transports.common import before_deadline
@@ -138,7 +139,7 @@ class RegistryClient:
             try:
                 response = await self._http.send(self._http.build_request("GET", url), stream=True)
             except httpx.HTTPError as exc:
-                failure = self.transport_error(exc, f"contacting {url}")
+                failure = self.transport_error(exc, f"contacting {loggable_url(url)}")
                 continue
             try:
                 if response.status_code >= 500:
@@ -146,7 +147,7 @@ class RegistryClient:
                         body = await _head(response, ERROR_BODY_LIMIT)
                     except httpx.HTTPError:
                         body = b""
-                    raise self.status_error(response, body, f"GET {url}")
+                    raise self.status_error(response, body, f"GET {loggable_url(url)}")
             finally:
                 await response.aclose()
             self.base_url = f"{scheme}://{host}"
@@ -169,6 +170,7 @@ class RegistryClient:
             raise Unauthenticated(
                 f"unauthorized: registry {self.domain} sent a bearer challenge without a realm"
             )
+        shown = loggable_url(realm)  # a realm may carry a query of its own
         service = challenge.params.get("service", "")
         scopes = [self.scope]
         extra = challenge.params.get("scope", "")
@@ -197,16 +199,16 @@ class RegistryClient:
                 headers = {"Authorization": creds.basic_header()} if creds.has_basic else {}
                 response = await self._http.get(realm, params=params, headers=headers)
         except httpx.HTTPError as exc:
-            raise self.transport_error(exc, f"getting a token from {realm}") from None
+            raise self.transport_error(exc, f"getting a token from {shown}") from None
         if response.status_code != 200:
-            raise self.status_error(response, response.content, f"a token from {realm}")
+            raise self.status_error(response, response.content, f"a token from {shown}")
         try:
             data = response.json()
         except ValueError:
-            raise Unavailable(f"registry {self.domain}: token server {realm} sent no JSON") from None
+            raise Unavailable(f"registry {self.domain}: token server {shown} sent no JSON") from None
         token = data.get("token") or data.get("access_token") if isinstance(data, dict) else None
         if not isinstance(token, str) or not token:
-            raise Unauthenticated(f"unauthorized: token server {realm} sent no token for {self.domain}")
+            raise Unauthenticated(f"unauthorized: token server {shown} sent no token for {self.domain}")
         lifetime = data.get("expires_in")
         if not isinstance(lifetime, int | float) or lifetime <= 0:
             lifetime = authmod.DEFAULT_TOKEN_LIFETIME
@@ -242,7 +244,7 @@ class RegistryClient:
             try:
                 response = await self._http.send(request, stream=True)
             except httpx.HTTPError as exc:
-                raise self.transport_error(exc, f"GET {url}") from None
+                raise self.transport_error(exc, f"GET {loggable_url(url)}") from None
             if response.status_code in _REDIRECTS and "location" in response.headers:
                 await response.aclose()
                 url = url.join(response.headers["location"])
@@ -252,7 +254,9 @@ class RegistryClient:
                 self._remember_challenge(response)
                 await response.aclose()
                 if self._challenge is None or self.credentials.registry_token:
-                    raise Unauthenticated(f"unauthorized: registry {self.domain} refused GET {url} (401)")
+                    raise Unauthenticated(
+                        f"unauthorized: registry {self.domain} refused GET {loggable_url(url)} (401)"
+                    )
                 await self._authorize()
                 url = httpx.URL(self.base_url + path)
                 continue

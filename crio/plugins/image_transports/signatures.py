@@ -26,6 +26,7 @@ from crio.core.errors import CrioError, InvalidArgument, NotFound, Unavailable
 from crio.core.images.reference import DockerReference
 from crio.core.images.trust.registries_d import BUILTIN_LOOKASIDE, load_registries_d, lookaside_url
 from crio.core.images.trust.signature import MAX_SIGNATURE_SIZE, Signature, signature_from_blob
+from crio.core.urlredact import loggable_url
 from crio.plugins.image_transports.client import RegistryClient
 
 SIGSTORE_LAYER_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -118,7 +119,7 @@ async def _fetch_url(http: httpx.AsyncClient, url: str, what: str) -> bytes | No
             if response.status_code == 404:
                 return None
             if response.status_code != 200:
-                raise Unavailable(f"{what}: {url} answered HTTP {response.status_code}")
+                raise Unavailable(f"{what}: {loggable_url(url)} answered HTTP {response.status_code}")
             data = bytearray()
             async for chunk in response.aiter_bytes():
                 data += chunk
@@ -126,7 +127,7 @@ async def _fetch_url(http: httpx.AsyncClient, url: str, what: str) -> bytes | No
                     raise _too_large(what, f"over {MAX_SIGNATURE_SIZE}")
             return bytes(data)
     except httpx.HTTPError as exc:
-        raise Unavailable(f"{what}: fetching {url}: {exc}") from None
+        raise Unavailable(f"{what}: fetching {loggable_url(url)}: {exc}") from None
 
 
 def _lookaside_signature(data: bytes) -> Signature:
@@ -150,7 +151,7 @@ async def lookaside_signatures(base: str, ref: DockerReference, manifest_digest:
     try:
         for index in range(1, MAX_SIGNATURES + 2):
             url = lookaside_url(base, ref, manifest_digest, index)
-            what = f"signature {index} of {ref} at {url}"
+            what = f"signature {index} of {ref} at {loggable_url(url)}"
             if http is None:
                 path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
                 data = await asyncio.to_thread(_read_file_capped, os.path.normpath(path), what)
