@@ -180,6 +180,13 @@ KEYS: tuple[Key, ...] = (
     ),
     _k(
         "crio.runtime",
+        "seccomp_use_default_when_empty",
+        BOOL,
+        True,
+        "A pod or container asking for no seccomp profile gets RuntimeDefault; false: unconfined (CRI).",
+    ),
+    _k(
+        "crio.runtime",
         "apparmor_profile",
         STR,
         "crio-default",
@@ -383,7 +390,6 @@ KNOWN_UNSUPPORTED: dict[str, frozenset[str]] = {
             "hostnetwork_disable_selinux",
             "disable_hostport_mapping",
             "timezone",
-            "seccomp_use_default_when_empty",
             "default_annotations",
         }
     ),

@@ -58,18 +58,20 @@ def _security_profile(field: str, profile: Any) -> ProfileChoice:
     return ProfileChoice(LOCALHOST, ref)
 
 
-def seccomp_choice(security_context: Mapping[str, Any]) -> ProfileChoice:
+def seccomp_choice(security_context: Mapping[str, Any], default_when_empty: bool = False) -> ProfileChoice:
     """The seccomp profile a security context asks for.
 
     ``seccomp`` (SecurityProfile) wins: an empty message is RuntimeDefault. Otherwise the deprecated
     ``seccomp_profile_path``: "runtime/default" (or "docker/default"), "unconfined", "localhost/<path>".
-    Neither (a nil profile) is unconfined, as the CRI says.
+    Neither (a nil profile) is unconfined, as the CRI says, or RuntimeDefault with ``default_when_empty``
+    (``crio.runtime.seccomp_use_default_when_empty``, CRI-O's key); either way not ``explicit``, since the
+    request did not ask for it.
     """
     if "seccomp" in security_context:
         return _security_profile("seccomp", security_context["seccomp"])
     path = str(security_context.get("seccomp_profile_path") or "")
     if not path:
-        return ProfileChoice(UNCONFINED, explicit=False)
+        return ProfileChoice(RUNTIME_DEFAULT if default_when_empty else UNCONFINED, explicit=False)
     if path in (RUNTIME_DEFAULT, "docker/default"):
         return ProfileChoice(RUNTIME_DEFAULT)
     if path == UNCONFINED:

@@ -119,8 +119,8 @@ def test_seccomp_modes(daemon: CrioProcess, chmod_profile: str) -> None:
     assert unshare.exit_code != 0
     unconfined = started(daemon, pod, seccomp=pb.SecurityProfile(profile_type=pb.SecurityProfile.Unconfined))
     assert seccomp_mode(daemon, unconfined) == "0"
-    nil = started(daemon, pod)
-    assert seccomp_mode(daemon, nil) == "0"
+    nil = started(daemon, pod)  # seccomp_use_default_when_empty is true by default, as in CRI-O
+    assert seccomp_mode(daemon, nil) == "2"
     local = pb.SecurityProfile(profile_type=pb.SecurityProfile.Localhost, localhost_ref=chmod_profile)
     blocked = started(daemon, pod, seccomp=local)
     assert seccomp_mode(daemon, blocked) == "2"
@@ -135,6 +135,42 @@ def test_privileged_ignores_the_profile(daemon: CrioProcess, chmod_profile: str)
     cid = started(daemon, pod, seccomp=local, privileged=True)
     assert seccomp_mode(daemon, cid) == "0"
     assert exec_sync(daemon, cid, "chmod", "755", "/tmp").exit_code == 0
+    remove_pod(daemon, pod[0])
+
+
+def oci_config(daemon: CrioProcess, cid: str) -> dict[str, Any]:
+    """The OCI config.json crio stored in the container's ContainerDirectory."""
+    path = daemon.base / "root" / "overlay-containers" / cid / "userdata" / "config.json"
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+@pytest.mark.parametrize("when_empty", [True, False])
+def test_seccomp_use_default_when_empty(
+    crio_factory: CrioFactory, local_registry: str, when_empty: bool
+) -> None:
+    """``[crio.runtime] seccomp_use_default_when_empty`` (a drop-in file): a container asking for no seccomp
+    profile gets RuntimeDefault (a seccomp section in its config.json, mode 2) when true, none when false; an
+    explicit Unconfined stays unconfined either way."""
+    daemon = crio_factory()
+    (daemon.cni_dir / "10-crio-test.conflist").write_text(json.dumps(bridge_conflist()))
+    value = "true" if when_empty else "false"
+    (daemon.config_dir / "50-seccomp.conf").write_text(
+        f"[crio.runtime]\nseccomp_use_default_when_empty = {value}\n"
+    )
+    daemon.start()
+    daemon.images().PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)), timeout=300)
+    pod = run_pod(daemon)
+    nil = started(daemon, pod)
+    seccomp = oci_config(daemon, nil)["linux"].get("seccomp")
+    if when_empty:
+        assert seccomp is not None and seccomp["defaultAction"] == "SCMP_ACT_ERRNO"
+        assert seccomp_mode(daemon, nil) == "2"
+    else:
+        assert seccomp is None
+        assert seccomp_mode(daemon, nil) == "0"
+    unconfined = create(daemon, pod, seccomp=pb.SecurityProfile(profile_type=pb.SecurityProfile.Unconfined))
+    assert "seccomp" not in oci_config(daemon, unconfined)["linux"]
     remove_pod(daemon, pod[0])
 
 
@@ -260,7 +296,9 @@ def test_pod_user_namespace(crio_factory: CrioFactory, traversable_daemon: CrioP
     assert exec_sync(daemon, cid, "stat", "-c", "%u:%g", "/bin/sh", "/etc").stdout == b"0:0\n0:0\n"
     assert exec_sync(daemon, cid, "sh", "-c", "echo hi > /made-here && chmod 600 /etc/passwd").exit_code == 0
     assert exec_sync(daemon, cid, "stat", "-c", "%u", "/made-here").stdout == b"0\n"
-    assert seccomp_mode(daemon, cid) == "0"
+    assert (
+        seccomp_mode(daemon, cid) == "2"
+    )  # no profile asked: RuntimeDefault (seccomp_use_default_when_empty)
     upper = next((daemon.base / "root" / "overlay").glob("*/diff/made-here"))
     assert (upper.stat().st_uid, upper.stat().st_gid) == (200000, 200000)
     userns_file = daemon.base / "ns" / "userns" / f"crio-{pod[0]}"

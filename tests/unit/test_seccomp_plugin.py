@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from crio.core.config import Config
 from crio.core.errors import InvalidArgument, NotFound
 from crio.core.types import SecurityRequest
 from crio.plugins import seccomp as plugin
@@ -141,8 +142,32 @@ def test_profiles_are_cached_by_content(tmp_path: Path, profile_file: Path) -> N
 # ------------------------------------------------------------------------------------------ hooks
 
 
-def test_nil_profile_is_unconfined() -> None:
+def test_nil_profile_is_unconfined_until_configured() -> None:
+    assert plugin.STATE.default_when_empty is False
     assert "seccomp" not in adjusted(container({}))["linux"]
+
+
+@pytest.fixture
+def restore_state() -> Iterator[None]:
+    saved = plugin.STATE.default_when_empty, plugin.STATE.default, plugin.STATE.default_source
+    yield
+    plugin.STATE.default_when_empty, plugin.STATE.default, plugin.STATE.default_source = saved
+
+
+@pytest.mark.parametrize("when_empty", [True, False])
+@pytest.mark.usefixtures("restore_state")
+def test_seccomp_use_default_when_empty(when_empty: bool) -> None:
+    """The key decides what a nil profile gets; an explicit Unconfined and privileged stay unconfined."""
+    values = {"seccomp_profile": "", "seccomp_use_default_when_empty": when_empty}
+    config = Config(values={"crio.runtime": values}, runtimes={})
+    plugin.crio_configure(config=config)
+    nil = adjusted(container({}))["linux"]
+    if when_empty:
+        assert nil["seccomp"] == adjusted(container({"seccomp": {}}))["linux"]["seccomp"]
+    else:
+        assert "seccomp" not in nil
+    assert "seccomp" not in adjusted(container({"seccomp": {"profile_type": "Unconfined"}}))["linux"]
+    assert "seccomp" not in adjusted(container({}, privileged=True))["linux"]
 
 
 def test_unconfined() -> None:

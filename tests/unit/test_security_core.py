@@ -38,6 +38,29 @@ def test_seccomp_choice(context: dict[str, Any], expected: sp.ProfileChoice) -> 
     ("context", "expected"),
     [
         ({}, sp.ProfileChoice(sp.RUNTIME_DEFAULT, explicit=False)),
+        ({"seccomp_profile_path": ""}, sp.ProfileChoice(sp.RUNTIME_DEFAULT, explicit=False)),
+        ({"seccomp": {"profile_type": "Unconfined"}}, sp.ProfileChoice(sp.UNCONFINED)),
+        ({"seccomp_profile_path": "unconfined"}, sp.ProfileChoice(sp.UNCONFINED)),
+        ({"seccomp": {}}, sp.ProfileChoice(sp.RUNTIME_DEFAULT)),
+        ({"seccomp": LOCAL}, sp.ProfileChoice(sp.LOCALHOST, "/profiles/x.json")),
+    ],
+)
+def test_seccomp_choice_with_default_when_empty(context: dict[str, Any], expected: sp.ProfileChoice) -> None:
+    """seccomp_use_default_when_empty: only a nil profile changes meaning; an explicit Unconfined stays."""
+    assert sp.seccomp_choice(context, default_when_empty=True) == expected
+
+
+def test_a_default_when_empty_profile_is_not_a_need() -> None:
+    """The configured default is not something the request asked for: without a seccomp plugin the container
+    is not refused (as with CRI-O on a host without seccomp)."""
+    request = SecurityRequest(kind="container", name="c", security_context={})
+    assert security.SECCOMP not in [n.feature for n in security.needs(request)]
+
+
+@pytest.mark.parametrize(
+    ("context", "expected"),
+    [
+        ({}, sp.ProfileChoice(sp.RUNTIME_DEFAULT, explicit=False)),
         ({"apparmor": {}}, sp.ProfileChoice(sp.RUNTIME_DEFAULT)),
         ({"apparmor": {"profile_type": "Unconfined"}}, sp.ProfileChoice(sp.UNCONFINED)),
         (

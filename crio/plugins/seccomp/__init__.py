@@ -1,13 +1,14 @@
 """Security plugin: seccomp profiles (RuntimeDefault, Localhost, Unconfined). Needs ``crio[seccomp]``.
 
 Which profile: the CRI ``seccomp`` SecurityProfile, else the deprecated ``seccomp_profile_path`` (see
-:func:`crio.core.security_profiles.seccomp_choice`): a nil profile is unconfined, an empty one is
-RuntimeDefault, privileged containers (and pods) get none whatever they ask. RuntimeDefault is crio's
-built-in profile (:mod:`.default_profile`) or the file ``crio.runtime.seccomp_profile`` names; Localhost
-profiles are read from absolute host paths (:mod:`.localhost`). A profile is rendered for the container's
-bounding capabilities and the host architecture (:mod:`.profile`) and dry-run through the host's libseccomp
-(:mod:`.libseccomp`) before it lands in ``linux.seccomp``; parsed profiles and dry runs are cached by
-content. Pods get the profile of their own security context on their infra container.
+:func:`crio.core.security_profiles.seccomp_choice`): a nil profile is RuntimeDefault when
+``crio.runtime.seccomp_use_default_when_empty`` is true (CRI-O's default), else unconfined as the CRI says;
+an empty one is RuntimeDefault; privileged containers (and pods) get none whatever they ask. RuntimeDefault
+is crio's built-in profile (:mod:`.default_profile`) or the file ``crio.runtime.seccomp_profile`` names;
+Localhost profiles are read from absolute host paths (:mod:`.localhost`). A profile is rendered for the
+container's bounding capabilities and the host architecture (:mod:`.profile`) and dry-run through the host's
+libseccomp (:mod:`.libseccomp`) before it lands in ``linux.seccomp``; parsed profiles and dry runs are cached
+by content. Pods get the profile of their own security context on their infra container.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from crio.plugins.seccomp.profile import Host, Profile, parse_profile, render
 log = logging.getLogger(__name__)
 
 CONFIG_KEY = "crio.runtime.seccomp_profile"
+DEFAULT_WHEN_EMPTY_KEY = "crio.runtime.seccomp_use_default_when_empty"
 BUILTIN = "builtin"
 DRY_RUN_CACHE_ENTRIES = 128
 
@@ -47,6 +49,7 @@ class SeccompState:
         self.default = parse_profile(default_profile())
         self.default_source = BUILTIN
         self.profiles = ProfileCache()
+        self.default_when_empty = False  # the CRI's meaning until configured
         self._dry_runs: dict[str, list[str]] = {}
         self._lock = threading.Lock()
 
@@ -77,7 +80,7 @@ class SeccompState:
         """The profile ``request`` gets (None: unconfined); reads a localhost profile file (blocking)."""
         if request.privileged:
             return None
-        choice = seccomp_choice(request.security_context)
+        choice = seccomp_choice(request.security_context, self.default_when_empty)
         if choice.kind == UNCONFINED:
             return None
         if choice.kind == LOCALHOST:
@@ -115,13 +118,16 @@ def crio_plugin_unavailable(config: Config) -> str | None:
 
 @hookimpl
 def crio_configure(config: Config) -> None:
-    """Load ``crio.runtime.seccomp_profile`` (a broken file refuses the configuration)."""
+    """Load ``crio.runtime.seccomp_profile`` (a broken file refuses the configuration) and note what a nil
+    profile means (``crio.runtime.seccomp_use_default_when_empty``)."""
+    STATE.default_when_empty = bool(config.get(DEFAULT_WHEN_EMPTY_KEY))
     path = str(config.get(CONFIG_KEY) or "")
     try:
         STATE.configure(path)
     except CrioError as exc:  # a missing, unreadable or malformed file: the daemon must not start on it
         raise InvalidArgument(f"{CONFIG_KEY}: {exc}") from None
-    log.info("seccomp: RuntimeDefault profile is %s", STATE.default_source)
+    empty = "RuntimeDefault" if STATE.default_when_empty else "unconfined"
+    log.info("seccomp: RuntimeDefault profile is %s; no profile means %s", STATE.default_source, empty)
 
 
 async def _validate(request: SecurityRequest) -> None:
