@@ -1,0 +1,107 @@
+"""Fuzz the streaming server's sans-IO protocol code: SPDY/3.1 sessions, WebSocket frames and the channel
+protocols, and HTTP request heads. Only each module's ProtocolError/BadRequest may come out, however the
+bytes are cut into reads."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from crio.core.streaming import http, spdy
+from crio.core.streaming import websocket as ws
+from crio.core.streaming.server import parse_duration
+from tests.fuzz import wire
+from tests.fuzz.harness import counted, mutated_bytes, only, split_points
+
+spdy_bytes = st.one_of(
+    wire.spdy_session(), wire.spdy_session().flatmap(mutated_bytes), st.binary(max_size=64)
+)
+
+
+def _serve_spdy(conn: spdy.Connection, chunks: list[bytes]) -> None:
+    """Feed the chunks and react as the server does: accept streams, consume data, answer some."""
+    for chunk in chunks:
+        for event in conn.receive_data(chunk):
+            if isinstance(event, spdy.StreamOpened) and event.stream_id in conn.streams:
+                conn.reply(event.stream_id)
+                spdy.header(event.headers, "streamtype")
+            elif isinstance(event, spdy.Data):
+                conn.acknowledge(event.stream_id, len(event.data))
+                stream = conn.streams.get(event.stream_id)
+                if stream is not None and not stream.local_closed and conn.send_window(event.stream_id) > 0:
+                    conn.send_data(event.stream_id, event.data[:1])
+        conn.data_to_send()
+
+
+@given(chunks=spdy_bytes.flatmap(split_points))
+@counted
+def test_spdy_session(chunks: list[bytes]) -> None:
+    """SPDY sessions (valid, mutated, random), delivered in arbitrary pieces."""
+    with only(spdy.ProtocolError):
+        _serve_spdy(spdy.Connection(), chunks)
+
+
+@given(
+    block=st.binary(max_size=64)
+    | st.builds(spdy.encode_header_block, st.dictionaries(st.text(), st.lists(st.text())))
+)
+@counted
+def test_spdy_header_block(block: bytes) -> None:
+    """Decompressed header blocks."""
+    with only(spdy.ProtocolError):
+        spdy.decode_header_block(block)
+
+
+ws_bytes = st.one_of(
+    wire.websocket_session, wire.websocket_session.flatmap(mutated_bytes), st.binary(max_size=64)
+)
+
+
+@given(
+    chunks=ws_bytes.flatmap(split_points),
+    base64_text=st.booleans(),
+    close_signal=st.booleans(),
+)
+@counted
+def test_websocket_channels(chunks: list[bytes], base64_text: bool, close_signal: bool) -> None:
+    """WebSocket frames and the channel.k8s.io protocols on top (binary, base64, v5 close signals)."""
+    conn = ws.Connection()
+    decoder = ws.ChannelDecoder(base64_text, close_signal)
+    with only(ws.ProtocolError):
+        for chunk in chunks:
+            for event in conn.receive_data(chunk):
+                if isinstance(event, ws.MessageData):
+                    decoder.feed(event)
+            conn.data_to_send()
+
+
+request_heads = st.one_of(
+    st.sampled_from(wire.UPGRADE_REQUESTS).flatmap(mutated_bytes),
+    st.sampled_from(wire.UPGRADE_REQUESTS),
+    st.binary(max_size=80).map(lambda b: b + b"\r\n\r\n"),
+)
+
+
+@given(chunks=request_heads.flatmap(split_points), limit=st.sampled_from([http.MAX_HEAD, 64]))
+@counted
+def test_http_request_head(chunks: list[bytes], limit: int) -> None:
+    """Upgrade requests cut into reads; a parsed request answers every header question."""
+    parser = http.HeadParser(limit)
+    with only(http.BadRequest):
+        for chunk in chunks:
+            parsed = parser.feed(chunk)
+            if parsed is not None:
+                request, _ = parsed
+                assert request.path.startswith("/")
+                request.has_token("connection", "upgrade")
+                request.values("x-stream-protocol-version")
+                ws.valid_key(request.get("sec-websocket-key"))
+                break
+
+
+@given(text=st.text(alphabet="0123456789.hmsuµn -²", max_size=12) | st.text(max_size=12))
+@counted
+def test_duration(text: str) -> None:
+    """Go durations of the streaming idle timeout: ValueError by contract."""
+    with only(ValueError):
+        assert parse_duration(text) >= 0
