@@ -175,6 +175,8 @@ def _load_json(data: bytes, what: str) -> dict[str, Any]:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidArgument(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidArgument(f"{what} is not valid JSON: nested too deeply") from None
     if not isinstance(obj, dict):
         raise InvalidArgument(f"{what} is not a JSON object")
     return obj

@@ -539,6 +539,8 @@ def _parse_file(text: str, path: str, dropin: bool) -> _FileConf:
         if where:
             raise InvalidArgument(f"{path}:{where[2]}:{where[3]}: invalid TOML: {where[1]}") from None
         raise _error(path, max(1, len(text.splitlines())), f"invalid TOML: {message}") from None
+    except RecursionError:
+        raise _error(path, 1, "invalid TOML: arrays or tables nested too deeply") from None
     return _FileParser(path, text, data).parse(dropin)
 
 

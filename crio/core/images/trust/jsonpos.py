@@ -50,9 +50,12 @@ def loads(text: str) -> Any:
 
     Raises :class:`json.JSONDecodeError` (with ``lineno``/``colno``) on a syntax error or a duplicate key.
     """
-    json.loads(text)  # the standard messages and positions for syntax errors
-    parser = _Parser(text)
-    value = parser.value(parser.skip(0))
+    try:
+        json.loads(text)  # the standard messages and positions for syntax errors
+        parser = _Parser(text)
+        value = parser.value(parser.skip(0))
+    except RecursionError:
+        raise json.JSONDecodeError("arrays or objects nested too deeply", text, 0) from None
     return value[0]
 
 

@@ -31,6 +31,7 @@ SIGNED_MESSAGE_FIRST_BYTES = frozenset(
 )
 # Decompressing only to find where a compressed packet ends: refuse to expand beyond this.
 MAX_EXPANSION = 64 * 2**20
+MAX_NESTING = 8  # compressed packets inside compressed packets (gpg writes one level)
 
 _ARMOR_BEGIN = re.compile(r"-----BEGIN PGP ([A-Z0-9 ,/]+)-----")
 _CRC24_INIT = 0xB704CE
@@ -165,6 +166,8 @@ def fingerprint(body: bytes) -> str:
         raise OpenPGPError("empty public key packet")
     version = body[0]
     if version == 4:
+        if len(body) > 0xFFFF:  # the v4 fingerprint hashes a two-octet length
+            raise OpenPGPError(f"version 4 public key packet of {len(body)} bytes (at most 65535)")
         return (
             hashlib.sha1(b"\x99" + len(body).to_bytes(2, "big") + body, usedforsecurity=False)
             .hexdigest()
@@ -202,13 +205,25 @@ def primary_fingerprints(keyring: bytes) -> list[str]:
     return found
 
 
-def _compressed_length(body: bytes) -> int:
+def _compressed_length(body: bytes, depth: int) -> int:
     """Where the data of a compressed packet with an indeterminate length ends (offset within ``body``)."""
     if not body:
         raise OpenPGPError("empty compressed packet")
     algorithm, stream = body[0], body[1:]
     if algorithm == 0:
-        return 1 + message_length(stream, 0)
+        return 1 + _message_length(stream, 0, depth + 1)
+    try:
+        finished, rest = _inflated_end(algorithm, stream)
+    except (zlib.error, OSError, EOFError) as exc:  # zlib.error; bz2 raises OSError for corrupt data
+        raise OpenPGPError(f"compressed packet does not decompress: {exc}") from None
+    if not finished:
+        raise OpenPGPError("compressed packet is truncated or expands too much")
+    return 1 + len(stream) - rest
+
+
+def _inflated_end(algorithm: int, stream: bytes) -> tuple[bool, int]:
+    """Decompress ``stream`` (ZIP, ZLIB or BZip2) up to :data:`MAX_EXPANSION`; return whether its end was
+    reached and how many bytes follow it."""
     if algorithm in (1, 2):
         inflater = zlib.decompressobj(-15 if algorithm == 1 else 15)
         produced = len(inflater.decompress(stream, MAX_EXPANSION))
@@ -223,21 +238,25 @@ def _compressed_length(body: bytes) -> int:
         finished, rest = bunzip.eof, len(bunzip.unused_data)
     else:
         raise OpenPGPError(f"unknown compression algorithm {algorithm}")
-    if not finished:
-        raise OpenPGPError("compressed packet is truncated or expands too much")
-    return 1 + len(stream) - rest
+    return finished, rest
 
 
 def message_length(data: bytes, start: int) -> int:
     """The offset just after the signed message starting at ``start`` (a compressed message, or one-pass
     signatures + literal data + signatures, or signatures + literal data). Raises :class:`OpenPGPError`."""
+    return _message_length(data, start, 0)
+
+
+def _message_length(data: bytes, start: int, depth: int) -> int:
+    if depth > MAX_NESTING:
+        raise OpenPGPError(f"compressed packets nested more than {MAX_NESTING} deep")
     packet = read_packet(data, start)
     while packet.tag == TAG_MARKER:
         packet = read_packet(data, packet.end)
     if packet.tag == TAG_COMPRESSED:
         if not packet.indeterminate:
             return packet.end
-        return packet.end - len(packet.body) + _compressed_length(packet.body)
+        return packet.end - len(packet.body) + _compressed_length(packet.body, depth)
     if packet.tag not in (TAG_ONE_PASS_SIGNATURE, TAG_SIGNATURE):
         raise OpenPGPError(f"not a signed message (first packet has tag {packet.tag})")
     one_pass = 0

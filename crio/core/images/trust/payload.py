@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +105,8 @@ def parse_payload(data: bytes, signature_type: str) -> SignedClaims:
         raise
     except (ValueError, UnicodeDecodeError) as exc:
         raise PayloadError(f"payload is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise PayloadError("payload is not valid JSON: nested too deeply") from None
     top = _exact(document, "the payload", ("critical", "optional"))
     optional = top["optional"]
     if optional is not None or signature_type != SIGSTORE_TYPE:
@@ -115,6 +118,7 @@ def parse_payload(data: bytes, signature_type: str) -> SignedClaims:
         if "timestamp" in optional and (
             isinstance(timestamp, bool)
             or not isinstance(timestamp, (int, float))
+            or not math.isfinite(timestamp)
             or timestamp != int(timestamp)
         ):
             raise PayloadError("optional.timestamp is not an integer")

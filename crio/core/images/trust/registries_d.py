@@ -182,6 +182,8 @@ def parse_registries_file(text: str, path: str) -> tuple[Namespace | None, dict[
         raise InvalidArgument(f"{where}: invalid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise InvalidArgument(f"{path}: invalid YAML: {exc}") from None
+    except RecursionError:
+        raise InvalidArgument(f"{path}: invalid YAML: collections nested too deeply") from None
     if data is None:
         return None, {}
     if not isinstance(data, dict):

@@ -84,6 +84,8 @@ def _sigstore_from_chunk(chunk: bytes) -> Signature:
         value = json.loads(chunk)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidArgument(f"invalid sigstore signature blob: {exc}") from None
+    except RecursionError:
+        raise InvalidArgument("invalid sigstore signature blob: JSON nested too deeply") from None
     if not isinstance(value, dict):
         raise InvalidArgument("invalid sigstore signature blob: not a JSON object")
     mime_type = value.get("mimeType", "")
@@ -158,6 +160,10 @@ def _blob_length(blob: bytes, start: int) -> int:
         raise InvalidArgument(f"unrecognized signature format {name!r}")
     except (OpenPGPError, ValueError) as exc:
         raise InvalidArgument(f"cannot delimit the signature at offset {start}: {exc}") from None
+    except RecursionError:
+        raise InvalidArgument(
+            f"cannot delimit the signature at offset {start}: JSON nested too deeply"
+        ) from None
 
 
 def decode_signatures(blob: bytes, sizes: Sequence[int] | None = None) -> list[Signature]:
