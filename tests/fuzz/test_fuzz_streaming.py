@@ -4,10 +4,14 @@ bytes are cut into reads."""
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from crio.core.streaming import http, spdy
+from crio.core.streaming import portforward as pf
+from crio.core.streaming import remotecommand as rc
 from crio.core.streaming import websocket as ws
 from crio.core.streaming.server import parse_duration
 from tests.fuzz import wire
@@ -105,3 +109,48 @@ def test_duration(text: str) -> None:
     """Go durations of the streaming idle timeout: ValueError by contract."""
     with only(ValueError):
         assert parse_duration(text) >= 0
+
+
+resize_bytes = st.one_of(
+    st.lists(
+        st.fixed_dictionaries({"Width": st.integers(-1, 70000), "Height": st.integers(0, 70000)}).map(
+            lambda size: json.dumps(size).encode()
+        ),
+        max_size=3,
+    ).map(b"".join),
+    mutated_bytes(b'{"Width":80,"Height":24}{"width":120,"height":40}'),
+    st.just(b"[" * 5000),
+)
+
+
+@given(chunks=resize_bytes.flatmap(split_points))
+@counted
+def test_resize_stream(chunks: list[bytes]) -> None:
+    """Terminal sizes on the resize stream, split across reads: ValueError by contract."""
+    decoder = rc.ResizeDecoder()
+    with only(ValueError):
+        for chunk in chunks:
+            for width, height in decoder.feed(chunk):
+                assert 0 <= width <= 65535 and 0 <= height <= 65535
+
+
+_pf_headers = st.fixed_dictionaries(
+    {
+        "streamtype": st.lists(st.sampled_from(["data", "error", "stdin", ""]), max_size=2),
+        "port": st.lists(st.sampled_from(["80", "0", "65536", "٨٠", "+1", " 1", "1_0", "8080"]), max_size=2),
+        "requestid": st.lists(st.sampled_from(["0", "1", ""]), max_size=2),
+    }
+)
+
+
+@given(streams=st.lists(st.tuples(st.integers(1, 9), _pf_headers), max_size=6))
+@counted
+def test_port_forward_pairing(streams: list[tuple[int, dict[str, list[str]]]]) -> None:
+    """Port-forward stream headers: BadStream by contract; a forwarded port is an ASCII TCP port."""
+    pairing: pf.Pairing[int] = pf.Pairing()
+    for stream_id, headers in streams:
+        with only(pf.BadStream):
+            pair = pairing.add(stream_id, headers, stream_id)
+            if pair is not None:
+                assert 0 < pair.port < 65536
+                assert headers["port"][0].isascii(), headers

@@ -11,6 +11,7 @@ import pytest
 from crio.core.errors import InvalidArgument
 from crio.core.images import manifest, registries
 from crio.core.images.trust import openpgp, payload, policy, registries_d, signature
+from crio.core.streaming import portforward, remotecommand
 
 DEEP_JSON = b"[" * 100_000
 # A compressed packet of indeterminate length (old format, length type 3) whose ZLIB stream is corrupt.
@@ -108,6 +109,18 @@ def _raises(call: Callable[[], object], error: type[Exception], match: str) -> N
             lambda: payload.parse_payload(DEEP_JSON, payload.SIMPLE_SIGNING_TYPE),
             payload.PayloadError,
             "nested too deeply",
+        ),
+        (
+            "resize stream nested deep",
+            lambda: remotecommand.ResizeDecoder().feed(b"[" * 5000),
+            ValueError,
+            "resize message nested too deeply",
+        ),
+        (
+            "port-forward port in Arabic-Indic digits",
+            lambda: portforward.parse_port("\u0668\u0660"),
+            portforward.BadStream,
+            "invalid port",
         ),
     ],
 )

@@ -55,7 +55,7 @@ def parse_port(text: str) -> int:
         port = int(text)
     except ValueError:
         raise BadStream(f"invalid port {text!r}") from None
-    if not 0 < port < 65536 or not text.isdigit():
+    if not 0 < port < 65536 or not (text.isascii() and text.isdigit()):
         raise BadStream(f"invalid port {text!r}")
     return port
 

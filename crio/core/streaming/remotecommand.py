@@ -131,6 +131,8 @@ class ResizeDecoder:
                     raise ValueError("resize message too long") from None
                 self._buffer = text
                 break
+            except RecursionError:
+                raise ValueError("resize message nested too deeply") from None
             self._buffer = text[end:]
             sizes.append(_size(value))
         return sizes
