@@ -79,6 +79,13 @@ def only(*errors: type[BaseException]) -> Iterator[None]:
         )
 
 
+def attempt(call: Callable[[], R], *errors: type[BaseException]) -> R | None:
+    """``call()``, or None when it failed with one of ``errors`` (checked as :func:`only` does)."""
+    with only(*errors):
+        return call()
+    return None
+
+
 # ----------------------------------------------------------------------------------------------- JSON
 
 json_scalars = (

@@ -18,7 +18,7 @@ from crio.core.images import registries, shortnames
 from crio.core.images.reference import parse_docker_reference
 from crio.core.images.trust import policy, registries_d
 from tests.fuzz import configs
-from tests.fuzz.harness import counted, mutated_bytes, mutated_json, only
+from tests.fuzz.harness import attempt, counted, mutated_bytes, mutated_json, only
 
 TESTDATA_CONF = (Path(__file__).parents[1] / "testdata" / "registries.conf").read_text()
 NAMES = ["busybox", "fedora:39", "pause@sha256:" + "c" * 64, "registry.k8s.io/pause:3.9", "blocked.io/a/b"]
@@ -51,9 +51,7 @@ registries_text = st.one_of(
 @counted
 def test_registries_conf(text: str, dropin: bool, name: str) -> None:
     """Parse a registries.conf, then ask it what a pull of ``name`` asks."""
-    conf: registries.RegistriesConf | None = None
-    with only(InvalidArgument):
-        conf = registries.parse(text, "/etc/containers/registries.conf", dropin)
+    conf = attempt(lambda: registries.parse(text, "/etc/containers/registries.conf", dropin), InvalidArgument)
     if conf is None:
         return
     with only(InvalidArgument, PermissionDenied):

@@ -11,6 +11,7 @@ import pytest
 from crio.core.errors import InvalidArgument
 from crio.core.images import manifest, registries
 from crio.core.images.trust import openpgp, payload, policy, registries_d, signature
+from crio.core.sandbox.validate import validate_sysctls
 from crio.core.streaming import portforward, remotecommand
 
 DEEP_JSON = b"[" * 100_000
@@ -121,6 +122,18 @@ def _raises(call: Callable[[], object], error: type[Exception], match: str) -> N
             lambda: portforward.parse_port("\u0668\u0660"),
             portforward.BadStream,
             "invalid port",
+        ),
+        (
+            "sysctl value that is not ASCII",
+            lambda: validate_sysctls({"net.core.somaxconn": "\x80"}, False, False),
+            InvalidArgument,
+            "only printable ASCII",
+        ),
+        (
+            "sysctl vector in Arabic-Indic digits",
+            lambda: validate_sysctls({"kernel.sem": "\u0663 \u0663"}, False, False),
+            InvalidArgument,
+            "only printable ASCII",
         ),
     ],
 )

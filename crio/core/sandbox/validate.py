@@ -64,7 +64,7 @@ def validate_sysctls(sysctls: Mapping[str, str], host_network: bool, host_ipc: b
 
     Only namespaced sysctls are accepted; net.* with host network and IPC ones with host IPC are refused.
     Keys and values that could smuggle another setting (``+``, ``=``, newlines, ``/``, ``..``, spaces,
-    NUL) are refused.
+    NUL) are refused, as are values that are not printable ASCII (the kernel would refuse them at create).
     """
     result: dict[str, str] = {}
     for raw_key, value in sysctls.items():
@@ -73,6 +73,8 @@ def validate_sysctls(sysctls: Mapping[str, str], host_network: bool, host_ipc: b
             raise InvalidArgument(f"sysctl {raw_key!r}: invalid key")
         if not value or any(bad in value for bad in _FORBIDDEN_IN_VALUE) or value != value.strip():
             raise InvalidArgument(f"sysctl {raw_key}: invalid value {value!r}")
+        if not (value.isascii() and value.isprintable()):
+            raise InvalidArgument(f"sysctl {raw_key}: invalid value {value!r}: only printable ASCII")
         if any(c.isspace() for c in value) and not _is_vector(value):
             raise InvalidArgument(f"sysctl {raw_key}: invalid value {value!r}")
         kind = sysctl_kind(key)
