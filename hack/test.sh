@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The test command (README and CI): sets the machine up (hack/setup.sh --test), then runs ruff, mypy, the
-# unit tests, the integration tests and the crash harness (bench/crash.py, 10 kills), starts the daemon on a
-# private socket and state directories with a bridge CNI network (contrib/cni), checks `crictl version` and
-# `crictl info`, runs critest minus the ledger (hack/critest.sh), and finally stops the daemon with SIGTERM,
-# which must exit 0 within 5 s and remove its socket. On a failure it prints the last 100 lines of the daemon
-# log (kept as _output/crio-test.log). Prints "hack/test.sh: all checks passed" at the end, or exits
-# non-zero.
+# unit tests, the bounded fuzz suite (hack/fuzz.sh --ci), the integration tests and the crash harness
+# (bench/crash.py, 10 kills), starts the daemon on a private socket and state directories with a bridge CNI
+# network (contrib/cni), checks `crictl version` and `crictl info`, runs critest minus the ledger
+# (hack/critest.sh), and finally stops the daemon with SIGTERM, which must exit 0 within 5 s and remove its
+# socket. On a failure it prints the last 100 lines of the daemon log (kept as _output/crio-test.log). Prints
+# "hack/test.sh: all checks passed" at the end, or exits non-zero.
 #
 # Usage: hack/test.sh
 set -euo pipefail
@@ -101,6 +101,9 @@ bash "$REPO_ROOT/hack/host-network-setup.sh" || fail "host network set-up (hostP
 
 step "unit tests: pytest -q tests/unit"
 run_pytest tests/unit 1
+
+step "fuzz: the parsers, bounded and derandomized (hack/fuzz.sh --ci)"
+bash "$REPO_ROOT/hack/fuzz.sh" --ci || fail "fuzz (hack/fuzz.sh --ci)"
 
 step "integration tests: pytest -q tests/integration"
 run_pytest tests/integration
