@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from crio.core.errors import InvalidArgument
 from crio.core.images import manifest, registries
+from crio.core.images.reference import parse_docker_reference
 from crio.core.images.trust import openpgp, payload, policy, registries_d, signature
 from crio.core.sandbox.validate import validate_sysctls
 from crio.core.streaming import portforward, remotecommand
+from crio.core.types import RegistryAuth
+from crio.plugins.image_transports import auth, client
 
 DEEP_JSON = b"[" * 100_000
 # A compressed packet of indeterminate length (old format, length type 3) whose ZLIB stream is corrupt.
@@ -135,8 +139,27 @@ def _raises(call: Callable[[], object], error: type[Exception], match: str) -> N
             InvalidArgument,
             "only printable ASCII",
         ),
+        (
+            "CRI auth config 'auth' that is not ASCII",
+            lambda: auth.from_registry_auth(RegistryAuth(auth="\u00e9")),
+            InvalidArgument,
+            "'auth' is not base64 of user:password",
+        ),
     ],
 )
 def test_fuzz_finding(name: str, call: Callable[[], object], error: type[Exception], match: str) -> None:
     """Each finding now raises the parser's own error, naming the problem."""
     _raises(call, error, match)
+
+
+def test_deep_registry_error_body_has_no_codes() -> None:
+    """A registry error body nested too deeply has no error codes (it was a RecursionError)."""
+    assert client.error_codes(DEEP_JSON) == []
+
+
+def test_deep_auth_file(tmp_path: Path) -> None:
+    """An auth.json nested too deeply is a malformed auth file naming the file."""
+    path = tmp_path / "auth.json"
+    path.write_bytes(DEEP_JSON)
+    with pytest.raises(InvalidArgument, match=f"{path}: cannot read auth file: JSON nested too deeply"):
+        auth.lookup_auth_file(str(path), parse_docker_reference("quay.io/a/b"))

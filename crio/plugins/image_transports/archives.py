@@ -320,6 +320,8 @@ async def open_docker_archive(reference: ImageReference, options: PullOptions) -
             entries = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidArgument(f"{where}: manifest.json is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidArgument(f"{where}: manifest.json is not valid JSON: nested too deeply") from None
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
             raise InvalidArgument(f"{where}: manifest.json must be a list of objects")
         entry = _pick_image(entries, ref, where)

@@ -53,7 +53,7 @@ class Credentials:
 def _decode_auth(value: str, what: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(value, validate=False).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # ValueError: not ASCII text; UnicodeDecodeError: not UTF-8
         raise InvalidArgument(f"{what}: 'auth' is not base64 of user:password") from None
     user, sep, password = decoded.partition(":")
     if not sep:
@@ -91,6 +91,8 @@ def lookup_auth_file(path: str, ref: DockerReference) -> Credentials:
         return Credentials()
     except (OSError, ValueError) as exc:
         raise InvalidArgument(f"{path}: cannot read auth file: {exc}") from None
+    except RecursionError:
+        raise InvalidArgument(f"{path}: cannot read auth file: JSON nested too deeply") from None
     auths = data.get("auths", {}) if isinstance(data, dict) else None
     if not isinstance(auths, dict):
         raise InvalidArgument(f"{path}: 'auths' must be an object")

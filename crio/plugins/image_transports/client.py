@@ -61,7 +61,7 @@ def error_codes(body: bytes) -> list[str]:
     """The ``errors[].code`` values of a distribution-API error body (empty if it has none)."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         return []
     errors = data.get("errors") if isinstance(data, dict) else None
     if not isinstance(errors, list):
@@ -204,7 +204,7 @@ class RegistryClient:
             raise self.status_error(response, response.content, f"a token from {shown}")
         try:
             data = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise Unavailable(f"registry {self.domain}: token server {shown} sent no JSON") from None
         token = data.get("token") or data.get("access_token") if isinstance(data, dict) else None
         if not isinstance(token, str) or not token:

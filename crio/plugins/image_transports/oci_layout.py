@@ -137,7 +137,7 @@ async def open_layout(files: LayoutFiles, where: str, ref: str) -> LayoutSource:
     marker = await files.read("oci-layout", 64 * 1024, f"{where}: oci-layout")
     try:
         version = json.loads(marker).get("imageLayoutVersion")
-    except (ValueError, AttributeError, UnicodeDecodeError):
+    except (ValueError, AttributeError, RecursionError):
         version = None
     if version != LAYOUT_VERSION:
         raise InvalidArgument(f"{where}: unsupported oci-layout (imageLayoutVersion {version!r})")

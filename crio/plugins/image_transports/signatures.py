@@ -77,6 +77,8 @@ async def sigstore_attachments(
             raise TypeError("layers is not a list")
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidArgument(f"{what}: not an image manifest: {exc}") from None
+    except RecursionError:
+        raise InvalidArgument(f"{what}: not an image manifest: JSON nested too deeply") from None
     if len(layers) > MAX_SIGNATURES:
         raise InvalidArgument(f"{what}: {len(layers)} signatures (limit {MAX_SIGNATURES})")
     result: list[Signature] = []
