@@ -154,3 +154,58 @@ def test_port_forward_pairing(streams: list[tuple[int, dict[str, list[str]]]]) -
             if pair is not None:
                 assert 0 < pair.port < 65536
                 assert headers["port"][0].isascii(), headers
+
+
+@given(
+    code=st.sampled_from([1000, 1011, 4000]),
+    reason=st.text(max_size=130) | st.text(alphabet="aé€😀", min_size=40, max_size=130),
+)
+@counted
+def test_close_payload(code: int, reason: str) -> None:
+    """Our Close frames fit a control frame and carry a UTF-8 reason a client can decode."""
+    payload = ws.close_payload(code, reason)
+    assert len(payload) <= ws.MAX_CONTROL_PAYLOAD
+    assert reason.startswith(payload[2:].decode("utf-8"))
+
+
+@st.composite
+def _fragmented(draw: st.DrawFn) -> tuple[list[tuple[int, bytes]], bytes]:
+    """Messages (opcode, payload) sent in random fragments with pings between them, and the wire bytes."""
+    messages = draw(
+        st.lists(
+            st.one_of(
+                st.binary(max_size=300).map(lambda data: (ws.OP_BINARY, data)),
+                st.text(max_size=100).map(lambda text: (ws.OP_TEXT, text.encode())),
+            ),
+            min_size=1,
+            max_size=4,
+        )
+    )
+    sent = b""
+    for opcode, data in messages:
+        cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=3)))
+        parts = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+        for index, part in enumerate(parts):
+            first, last = index == 0, index == len(parts) - 1
+            sent += wire.ws_client_frame(
+                opcode if first else ws.OP_CONTINUATION, part, last, draw(st.binary(min_size=4, max_size=4))
+            )
+            if not last and draw(st.booleans()):
+                sent += wire.ws_client_frame(ws.OP_PING, b"p", True, b"abcd")
+    return messages, sent
+
+
+@given(sent=_fragmented().flatmap(lambda t: split_points(t[1]).map(lambda chunks: (t[0], chunks))))
+@counted
+def test_websocket_round_trip(sent: tuple[list[tuple[int, bytes]], list[bytes]]) -> None:
+    """Fragmented messages, cut into arbitrary reads, come out whole and in order."""
+    messages, chunks = sent
+    conn = ws.Connection()
+    received: list[tuple[int, bytes]] = []
+    for chunk in chunks:
+        for event in conn.receive_data(chunk):
+            if isinstance(event, ws.MessageData):
+                if event.first:
+                    received.append((event.opcode, b""))
+                received[-1] = (received[-1][0], received[-1][1] + event.data)
+    assert received == messages

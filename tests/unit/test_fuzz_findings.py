@@ -14,7 +14,7 @@ from crio.core.images import manifest, registries
 from crio.core.images.reference import parse_docker_reference
 from crio.core.images.trust import openpgp, payload, policy, registries_d, signature
 from crio.core.sandbox.validate import validate_sysctls
-from crio.core.streaming import portforward, remotecommand
+from crio.core.streaming import portforward, remotecommand, websocket
 from crio.core.types import RegistryAuth
 from crio.plugins.image_transports import auth, client
 
@@ -163,3 +163,11 @@ def test_deep_auth_file(tmp_path: Path) -> None:
     path.write_bytes(DEEP_JSON)
     with pytest.raises(InvalidArgument, match=f"{path}: cannot read auth file: JSON nested too deeply"):
         auth.lookup_auth_file(str(path), parse_docker_reference("quay.io/a/b"))
+
+
+def test_close_reason_is_cut_between_characters() -> None:
+    """A long non-ASCII Close reason is cut on a character boundary (it was cut mid-character: invalid
+    UTF-8, which a client must treat as a protocol error)."""
+    payload = websocket.close_payload(1000, "\u00e9" * 100)
+    assert len(payload) <= websocket.MAX_CONTROL_PAYLOAD
+    assert payload[2:].decode("utf-8") == "\u00e9" * 61

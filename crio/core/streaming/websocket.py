@@ -85,8 +85,9 @@ def frame(opcode: int, payload: bytes = b"", fin: bool = True, masking_key: byte
 
 
 def close_payload(code: int, reason: str = "") -> bytes:
-    """The payload of a Close frame."""
-    return struct.pack(">H", code) + reason.encode()[:123]
+    """The payload of a Close frame: the code and as much of ``reason`` as fits, cut between characters."""
+    text = reason.encode()[: MAX_CONTROL_PAYLOAD - 2].decode("utf-8", errors="ignore")
+    return struct.pack(">H", code) + text.encode()
 
 
 def _valid_close_code(code: int) -> bool:
