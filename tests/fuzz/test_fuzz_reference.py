@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from crio.core.errors import InvalidArgument
 from crio.core.images import names, reference, shortnames
+from crio.core.types import ImageReference
 from tests.fuzz.harness import counted, only
 
 # Mostly the characters references are made of, so the grammar's corners get reached.
@@ -32,12 +33,20 @@ def test_docker_reference(text: str, default_tag: bool) -> None:
         assert parsed.familiar and parsed.remote and parsed.name
 
 
+def _transport_text(ref: ImageReference) -> str:
+    """A parsed transport reference written back as a user would (docker names with docker://)."""
+    return f"docker://{ref.name}" if ref.transport == reference.DOCKER else f"{ref.transport}:{ref.name}"
+
+
 @given(text=reference_text)
 @counted
 def test_transport_reference(text: str) -> None:
-    """Transport-prefixed references, name prefixes (registries.conf) and digests."""
+    """Transport-prefixed references (normalized ones parse to themselves), name prefixes (registries.conf)
+    and digests."""
     with only(InvalidArgument):
-        reference.parse_transport_reference(text)
+        parsed = reference.parse_transport_reference(text)
+        again = reference.parse_transport_reference(_transport_text(parsed))
+        assert again == parsed, (text, parsed, again)
     with only(InvalidArgument):
         reference.parse_name_prefix(text)
     with only(InvalidArgument):

@@ -209,3 +209,46 @@ def test_websocket_round_trip(sent: tuple[list[tuple[int, bytes]], list[bytes]])
                     received.append((event.opcode, b""))
                 received[-1] = (received[-1][0], received[-1][1] + event.data)
     assert received == messages
+
+
+@st.composite
+def _spdy_streams(draw: st.DrawFn) -> tuple[dict[int, tuple[str, bytes]], bytes]:
+    """Streams kubectl opens (stream id → (type, data sent with FIN)), interleaved frame by frame."""
+    client = wire.SpdyClient()
+    types = draw(st.lists(st.sampled_from(wire.EXEC_STREAMS), min_size=1, max_size=4))
+    streams = {1 + 2 * index: (kind, draw(st.binary(max_size=200))) for index, kind in enumerate(types)}
+    frames = [client.syn_stream(stream_id, kind) for stream_id, (kind, _) in streams.items()]
+    pending: list[list[bytes]] = []
+    for stream_id, (_, data) in streams.items():
+        cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=3)))
+        parts = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+        pending.append(
+            [spdy.data_frame_header(stream_id, len(p), i == len(parts) - 1) + p for i, p in enumerate(parts)]
+        )
+    while any(pending):
+        queue = draw(st.sampled_from([q for q in pending if q]))
+        frames.append(queue.pop(0))
+    return streams, b"".join(frames)
+
+
+@given(sent=_spdy_streams().flatmap(lambda t: split_points(t[1]).map(lambda chunks: (t[0], chunks))))
+@counted
+def test_spdy_round_trip(sent: tuple[dict[int, tuple[str, bytes]], list[bytes]]) -> None:
+    """Streams and their interleaved data, cut into arbitrary reads, arrive whole, in order, each closed."""
+    streams, chunks = sent
+    conn = spdy.Connection()
+    opened: dict[int, str] = {}
+    received: dict[int, bytes] = {}
+    finished: set[int] = set()
+    for chunk in chunks:
+        for event in conn.receive_data(chunk):
+            if isinstance(event, spdy.StreamOpened):
+                opened[event.stream_id] = spdy.header(event.headers, "streamtype")
+            elif isinstance(event, spdy.Data):
+                assert event.stream_id not in finished
+                received[event.stream_id] = received.get(event.stream_id, b"") + event.data
+                if event.fin:
+                    finished.add(event.stream_id)
+    assert opened == {stream_id: kind for stream_id, (kind, _) in streams.items()}
+    assert received == {stream_id: data for stream_id, (_, data) in streams.items()}
+    assert finished == set(streams)
