@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzz the parsers (tests/fuzz, hypothesis). Without options: a long, random run of every target with
 # FUZZ_EXAMPLES examples each (default 20000); failing examples are kept in .hypothesis/ and replayed first by
-# the next run. --ci runs the bounded, derandomized profile hack/test.sh runs (a minute or so). Prints, per
+# the next run. --ci runs the bounded, derandomized profile hack/test.sh runs (about 40 s). Prints, per
 # target, the examples run and the outcome (passed, failed, or xfailed: a known bug reported to its owner),
 # then the total; exits non-zero when a target failed.
 #

@@ -30,7 +30,7 @@ _QUIET_CHECKS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.f
 # "ci": bounded and derandomized (the same examples every run: CI fails only when the code changes).
 settings.register_profile(
     "ci",
-    max_examples=500,
+    max_examples=300,
     deadline=None,
     derandomize=True,
     database=None,
