@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from crio.core.errors import InvalidArgument
 from crio.core.images.trust import openpgp, payload, signature
-from crio.core.images.trust.keys import KeyLoadError, parse_gpg_keys
-from tests.fuzz import pgp
+from crio.core.images.trust.keys import KeyLoadError, parse_gpg_keys, parse_sigstore_key
+from tests.fuzz import pemkeys, pgp
 from tests.fuzz.harness import counted, mutated_bytes, mutated_json, only
 
 _pgp_seeds = st.sampled_from(
@@ -85,3 +85,11 @@ def test_signed_payload(data: bytes, kind: str) -> None:
     """The JSON a signature signs."""
     with only(payload.PayloadError):
         payload.parse_payload(data, kind)
+
+
+@given(data=st.sampled_from(pemkeys.PUBLIC_KEYS).flatmap(lambda pem: st.just(pem) | mutated_bytes(pem)))
+@counted
+def test_sigstore_keys(data: bytes) -> None:
+    """PEM public keys of sigstoreSigned policies: a supported key, or KeyLoadError."""
+    with only(KeyLoadError):
+        parse_sigstore_key(data, "keyData")
