@@ -9,13 +9,19 @@ O_NOFOLLOW``, metadata is set through the new descriptor or with ``AT_SYMLINK_NO
 made with ``linkat`` without ``AT_SYMLINK_FOLLOW``. Symlink *targets* are stored as given: they are never
 followed here, and the runtime resolves them inside the container's root.
 
-Directory descriptors are cached by relative path (tar streams visit directories in order); the cache is
-dropped whenever a directory is removed, and its descriptors are closed only between entries.
+Directory descriptors are cached by relative path (tar streams visit directories in order), for the
+directories entries were made in, not for every prefix of their paths: a walk starts at the longest cached
+prefix and holds one descriptor at a time on the way down, so it keeps O(depth) state and the cache never
+holds more than ``_MAX_CACHED_DIRS`` descriptors between entries (a few more while one entry is made). The
+cache is dropped whenever a directory is removed, and its descriptors are closed only between entries.
+What the tree remembers per layer is bounded too: the names of the directories whose times are set at the
+end (``MAX_DIR_NAME_BYTES``), and in apply mode a 16-byte digest per created path.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import posixpath
@@ -26,6 +32,14 @@ from itertools import islice
 from pathlib import Path
 
 from crio.core.errors import InvalidArgument
+from crio.core.storage.tarlimits import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_DEVICE_NUMBER,
+    MAX_DIR_NAME_BYTES,
+    LimitExceeded,
+    shown,
+)
 from crio.core.storage.tarsplit import crc64_iso
 from crio.core.storage.tarstream import (
     T_BLOCK,
@@ -61,9 +75,13 @@ def clean_name(name: bytes) -> bytes:
     """
     rel = posixpath.normpath(name.lstrip(b"/")) if name else b"."
     if rel == b".." or rel.startswith(b"../"):
-        shown = name.decode("utf-8", "backslashreplace")
-        raise InvalidArgument(f"tar entry {shown!r} points outside the layer")
+        raise InvalidArgument(f"tar entry {shown(name)} points outside the layer")
     return rel
+
+
+def path_key(rel: bytes) -> bytes:
+    """A 16-byte digest standing for the path ``rel`` in per-layer sets (names may be 4 KiB long)."""
+    return hashlib.blake2b(rel, digest_size=16).digest()
 
 
 def drain(data: Iterator[memoryview]) -> int | None:
@@ -76,7 +94,7 @@ def drain(data: Iterator[memoryview]) -> int | None:
 
 def _check_ids(entry: TarEntry) -> None:
     if not (0 <= entry.uid <= _MAX_ID and 0 <= entry.gid <= _MAX_ID):
-        raise InvalidArgument(f"tar entry {entry.display()!r} has an invalid owner {entry.uid}:{entry.gid}")
+        raise InvalidArgument(f"tar entry {entry.display()} has an invalid owner {entry.uid}:{entry.gid}")
 
 
 class LayerTree:
@@ -88,6 +106,7 @@ class LayerTree:
         self._dirs: dict[bytes, int] = {}
         self._stale: list[int] = []
         self._dir_times: list[tuple[bytes, int, int]] = []
+        self._dir_name_bytes = 0
         # Entries this layer created (apply mode): an opaque directory keeps them and drops the rest.
         self._created: set[bytes] | None = None if overlay else set()
         self._xattr_warned: set[bytes] = set()
@@ -114,31 +133,45 @@ class LayerTree:
         self._dirs.clear()
 
     def _dir_fd(self, rel: bytes, create: bool) -> int:
-        """Descriptor of directory ``rel`` (``b""`` = root), creating missing ones (0755) if ``create``."""
+        """Descriptor of directory ``rel`` (``b""`` = root), creating missing ones (0755) if ``create``.
+
+        The walk starts at the longest cached prefix of ``rel`` and holds one descriptor at a time; only
+        the result is cached.
+        """
         if not rel:
             return self._root
         fd = self._dirs.get(rel)
         if fd is not None:
             return fd
-        todo = []
-        current = rel
-        while True:
-            head, _, base = current.rpartition(b"/")
-            todo.append((current, base))
-            if not head:
-                fd = self._root
-                break
-            cached = self._dirs.get(head)
+        fd, pos, cut = self._root, 0, len(rel)
+        while (cut := rel.rfind(b"/", 0, cut)) > 0:
+            cached = self._dirs.get(rel[:cut])
             if cached is not None:
-                fd = cached
+                fd, pos = cached, cut + 1
                 break
-            current = head
-        for path, base in reversed(todo):
-            fd = self._open_dir(fd, base, path, create)
-            self._dirs[path] = fd
+        owned = False
+        try:
+            while True:
+                end = rel.find(b"/", pos)
+                if end < 0:
+                    end = len(rel)
+                child = self._open_dir(fd, rel, pos, end, create)
+                if owned:
+                    os.close(fd)
+                fd, owned = child, True
+                if end == len(rel):
+                    break
+                pos = end + 1
+        except BaseException:
+            if owned:
+                os.close(fd)
+            raise
+        self._dirs[rel] = fd
         return fd
 
-    def _open_dir(self, parent: int, base: bytes, rel: bytes, create: bool) -> int:
+    def _open_dir(self, parent: int, rel: bytes, start: int, end: int, create: bool) -> int:
+        """Open (or make) the component ``rel[start:end]`` in ``parent``; ``rel[:end]`` is its path."""
+        base = rel[start:end]
         try:
             return os.open(base, _DIR_FLAGS, dir_fd=parent)
         except FileNotFoundError:
@@ -146,14 +179,15 @@ class LayerTree:
                 raise
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                shown = rel.decode("utf-8", "backslashreplace")
-                raise UnsafePath(f"path component {shown!r} is a symlink or not a directory") from None
+                raise UnsafePath(
+                    f"path component {shown(rel[:end])} is a symlink or not a directory"
+                ) from None
             raise
         os.mkdir(base, 0o755, dir_fd=parent)
         fd = os.open(base, _DIR_FLAGS, dir_fd=parent)
         os.fchmod(fd, 0o755)
         if self._created is not None:
-            self._created.add(rel)
+            self._created.add(path_key(rel[:end]))
         return fd
 
     def _remove(self, parent: int, base: bytes) -> None:
@@ -175,7 +209,7 @@ class LayerTree:
             return self._apply(entry, rel, data)
         except UnsafePath as exc:
             raise InvalidArgument(
-                f"tar entry {entry.display()!r}: {exc}; refusing to write through it"
+                f"tar entry {entry.display()}: {exc}; refusing to write through it"
             ) from None
 
     def _apply(self, entry: TarEntry, rel: bytes, data: Iterator[memoryview]) -> int | None:
@@ -183,7 +217,7 @@ class LayerTree:
         if rel == b".":
             if kind != T_DIR:
                 raise InvalidArgument(
-                    f"tar entry {entry.display()!r}: a non-directory cannot be the layer root"
+                    f"tar entry {entry.display()}: a non-directory cannot be the layer root"
                 )
             if not self.overlay:  # like containers/storage: overlay keeps the root it made, apply merges
                 _check_ids(entry)
@@ -195,14 +229,14 @@ class LayerTree:
                 if part.startswith(b".wh..wh."):
                     return drain(data)  # AUFS metadata (e.g. .wh..wh.plnk): never extracted
                 if part.startswith(b".wh."):
-                    raise InvalidArgument(f"tar entry {entry.display()!r} lies inside a whiteout")
+                    raise InvalidArgument(f"tar entry {entry.display()} lies inside a whiteout")
             if base.startswith(b".wh."):
                 self._whiteout(entry, head, base)
                 return drain(data)
         _check_ids(entry)
         parent = self._dir_fd(head, create=True)
         if self._created is not None:
-            self._created.add(rel)
+            self._created.add(path_key(rel))
         if kind in (T_REG, T_CONT):
             return self._file(parent, base, entry, data)
         if kind == T_DIR:
@@ -214,7 +248,7 @@ class LayerTree:
         elif kind in _NODE_KINDS:
             self._node(parent, base, entry)
         else:
-            raise InvalidArgument(f"tar entry {entry.display()!r} has unsupported type {chr(kind)!r}")
+            raise InvalidArgument(f"tar entry {entry.display()} has unsupported type {chr(kind)!r}")
         return drain(data)
 
     def _file(self, parent: int, base: bytes, entry: TarEntry, data: Iterator[memoryview]) -> int | None:
@@ -255,6 +289,12 @@ class LayerTree:
         self._set_dir_meta(fd, rel, entry)
 
     def _set_dir_meta(self, fd: int, rel: bytes, entry: TarEntry) -> None:
+        self._dir_name_bytes += len(rel)
+        if self._dir_name_bytes > MAX_DIR_NAME_BYTES:
+            raise LimitExceeded(
+                f"tar entry {entry.display()}: the layer's directory names add up to more than "
+                f"{MAX_DIR_NAME_BYTES} bytes, the directory names limit"
+            )
         os.fchown(fd, entry.uid, entry.gid)
         if entry.xattrs:
             self._xattrs(fd, entry)
@@ -275,6 +315,10 @@ class LayerTree:
 
     def _node(self, parent: int, base: bytes, entry: TarEntry) -> None:
         mode = _NODE_KINDS[entry.typeflag] | (entry.mode & 0o7777)
+        if not (0 <= entry.devmajor <= MAX_DEVICE_NUMBER and 0 <= entry.devminor <= MAX_DEVICE_NUMBER):
+            raise InvalidArgument(
+                f"tar entry {entry.display()} has an invalid device number {entry.devmajor}:{entry.devminor}"
+            )
         device = os.makedev(entry.devmajor, entry.devminor) if entry.typeflag != T_FIFO else 0
         try:
             os.mknod(base, mode, device, dir_fd=parent)
@@ -292,27 +336,26 @@ class LayerTree:
         os.utime(base, ns=_times(entry), dir_fd=parent, follow_symlinks=False)
 
     def _hardlink(self, parent: int, base: bytes, rel: bytes, entry: TarEntry) -> None:
-        shown = entry.display()
+        name = entry.display()
+        link = shown(entry.linkname)
         try:
             target = clean_name(entry.linkname)
         except InvalidArgument:
-            link = entry.linkname.decode("utf-8", "backslashreplace")
             raise InvalidArgument(
-                f"tar entry {shown!r}: hard link target {link!r} points outside the layer"
+                f"tar entry {name}: hard link target {link} points outside the layer"
             ) from None
-        link = entry.linkname.decode("utf-8", "backslashreplace")
         if target == b"." or target == rel:
-            raise InvalidArgument(f"tar entry {shown!r}: invalid hard link target {link!r}")
+            raise InvalidArgument(f"tar entry {name}: invalid hard link target {link}")
         thead, _, tbase = target.rpartition(b"/")
         try:
             tparent = self._dir_fd(thead, create=False)
             st = os.lstat(tbase, dir_fd=tparent)
         except FileNotFoundError:
             raise InvalidArgument(
-                f"tar entry {shown!r}: hard link target {link!r} does not exist in the layer"
+                f"tar entry {name}: hard link target {link} does not exist in the layer"
             ) from None
         if stat.S_ISDIR(st.st_mode):
-            raise InvalidArgument(f"tar entry {shown!r}: hard link to directory {link!r}")
+            raise InvalidArgument(f"tar entry {name}: hard link to directory {link}")
         try:
             os.link(tbase, base, src_dir_fd=tparent, dst_dir_fd=parent, follow_symlinks=False)
         except FileExistsError:
@@ -334,7 +377,7 @@ class LayerTree:
             return  # other AUFS metadata
         name = base[4:]
         if name in (b"", b".", b".."):
-            raise InvalidArgument(f"tar entry {entry.display()!r} is an invalid whiteout")
+            raise InvalidArgument(f"tar entry {entry.display()} is an invalid whiteout")
         if self.overlay:
             _check_ids(entry)
             parent = self._dir_fd(head, create=True)
@@ -358,20 +401,21 @@ class LayerTree:
             return
         created = self._created
         assert created is not None
-        stack = [(fd, head, False)]
+        # Depth first, one directory's names at a time; descriptors come from the bounded cache.
+        stack: list[tuple[bytes, list[str]]] = [(head, os.listdir(fd))]
         while stack:
-            dfd, drel, owned = stack.pop()
-            try:
-                for text in os.listdir(dfd):
-                    name = os.fsencode(text)
-                    crel = drel + b"/" + name if drel else name
-                    if crel not in created:
-                        self._remove(dfd, name)
-                    elif stat.S_ISDIR(os.lstat(name, dir_fd=dfd).st_mode):
-                        stack.append((os.open(name, _DIR_FLAGS, dir_fd=dfd), crel, True))
-            finally:
-                if owned:
-                    os.close(dfd)
+            drel, names = stack[-1]
+            if not names:
+                stack.pop()
+                continue
+            name = os.fsencode(names.pop())
+            self.trim()  # no descriptor is in use between two names
+            dfd = self._dir_fd(drel, create=False)
+            crel = drel + b"/" + name if drel else name
+            if path_key(crel) not in created:
+                self._remove(dfd, name)
+            elif stat.S_ISDIR(os.lstat(name, dir_fd=dfd).st_mode):
+                stack.append((crel, os.listdir(self._dir_fd(crel, create=False))))
 
     # ---------------------------------------------------------------------------- metadata
 
@@ -422,6 +466,10 @@ def _times(entry: TarEntry) -> tuple[int, int]:
     """``(atime, mtime)`` in ns; like containers/storage, the access time is never before the mtime."""
     mtime = entry.mtime_ns
     atime = entry.atime_ns
+    if not INT64_MIN <= mtime <= INT64_MAX:  # the kernel's range; containers/storage uses the epoch
+        mtime = 0
+    if atime is not None and not INT64_MIN <= atime <= INT64_MAX:
+        atime = None
     return (atime if atime is not None and atime > mtime else mtime), mtime
 
 

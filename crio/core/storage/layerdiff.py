@@ -22,7 +22,10 @@ Behaviour follows containers/storage (pkg/archive ``Unpack`` for overlay, ``Unpa
   survive), then times; directory times are set at the end;
 * a file path that appears twice is refused, as tar-split (and so containers/storage) refuses it;
 * xattrs: ``trusted.overlay.*`` from a layer is dropped; ENOTSUP, and EPERM/EACCES for ``trusted.*`` and
-  ``security.selinux``, skip the xattr with a warning; any other refusal fails the entry.
+  ``security.selinux``, skip the xattr with a warning; any other refusal fails the entry;
+* hostile input is bounded (:mod:`crio.core.storage.tarlimits`): name length, path depth, meta headers,
+  entries per layer, directory names kept, trailing data; memory stays bounded whatever the stream holds
+  (names are remembered as 16-byte digests).
 
 Errors: bad content raises :class:`InvalidArgument`; an error reading ``blob`` itself (e.g. a dropped
 registry connection) and host errors (ENOSPC, EIO, ...) propagate unchanged.
@@ -50,7 +53,8 @@ from crio.core.storage.decompress import (
     BlobReadError,
     ChunkPipe,
 )
-from crio.core.storage.fstree import LayerTree, clean_name
+from crio.core.storage.fstree import LayerTree, clean_name, path_key
+from crio.core.storage.tarlimits import MAX_ENTRIES, LimitExceeded
 from crio.core.storage.tarsplit import TarSplitWriter, reassemble
 from crio.core.storage.tarstream import T_GLOBAL, TarInput, TarReader
 
@@ -129,7 +133,7 @@ def _extract(
     reader = TarReader(inp)
     uids: set[int] = set()
     gids: set[int] = set()
-    seen: set[bytes] = set()
+    seen: set[bytes] = set()  # path_key of every name
     while True:
         if cancel is not None and cancel.is_set():
             raise DeadlineExceeded("pull cancelled")
@@ -143,8 +147,14 @@ def _extract(
         else:
             rel = clean_name(name)
             key = rel if name[:1] != b"/" else _go_clean(name)
+        key = path_key(key)
         if key in seen:
-            raise InvalidArgument(f"tar entry {entry.display()!r} appears more than once in the layer")
+            raise InvalidArgument(f"tar entry {entry.display()} appears more than once in the layer")
+        if len(seen) >= MAX_ENTRIES:
+            raise LimitExceeded(
+                f"tar entry {entry.display()}: the layer has more than {MAX_ENTRIES} entries, "
+                f"the entries per layer limit"
+            )
         seen.add(key)
         if not name.rstrip(b"/").rpartition(b"/")[2].startswith(b".wh."):
             uids.add(entry.uid & 0xFFFFFFFF)
@@ -155,7 +165,9 @@ def _extract(
         except OSError as exc:
             if exc.errno in _HOST_ERRNOS:
                 raise
-            raise InvalidArgument(f"tar entry {entry.display()!r}: {exc.strerror or exc}") from exc
+            raise InvalidArgument(f"tar entry {entry.display()}: {exc.strerror or exc}") from exc
+        except (OverflowError, ValueError) as exc:  # a value the system calls cannot take
+            raise InvalidArgument(f"tar entry {entry.display()} cannot be created: {exc}") from exc
         split.file(name, entry.size, crc, entry.raw)
         reader.skip_padding(entry.size)
     for chunk in reader.trailer():

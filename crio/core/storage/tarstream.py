@@ -9,8 +9,10 @@ field), GNU ``L``/``K`` long names, ``'\\0'`` type as a regular file (a director
 ``/``), no content for link/symlink/device/fifo/directory headers whatever their size field says, global
 PAX headers returned as entries of their own, end of archive at two zero blocks (or one, or none, at the
 end of data). Also accepted: ``LIBARCHIVE.xattr.*`` records. Refused with :class:`InvalidArgument`: GNU
-sparse files (old and PAX formats), bad checksums, malformed numbers and PAX records, meta headers over
-1 MiB, truncated data.
+sparse files (old and PAX formats), bad checksums, malformed numbers and PAX records, truncated data, and
+anything over the limits of :mod:`crio.core.storage.tarlimits` (name length, path depth, size and number of
+meta headers before one entry, trailing data, numbers that do not fit 64 bits), checked before the memory
+is taken.
 
 Every byte that is not file content (header blocks, meta-header contents, padding, end-of-archive
 blocks, trailing data) is collected for the tar-split segments.
@@ -23,10 +25,21 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 
 from crio.core.errors import InvalidArgument
+from crio.core.storage.tarlimits import (
+    MAX_META,
+    MAX_META_HEADERS,
+    MAX_META_TOTAL,
+    MAX_NAME,
+    MAX_TRAILER,
+    LimitExceeded,
+    check_int64,
+    check_name,
+    shown,
+)
 
 BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)
-MAX_META = 1 << 20  # Go's maxSpecialFileSize
+_MAX_TIME_DIGITS = 19  # seconds that fit int64
 
 # Type flags as integers (the byte at offset 156).
 T_AREG, T_REG, T_LINK, T_SYMLINK, T_CHAR, T_BLOCK, T_DIR, T_FIFO, T_CONT = 0, 48, 49, 50, 51, 52, 53, 54, 55
@@ -142,8 +155,8 @@ class TarEntry:
         self.raw = b""  # the bytes before the content: padding of the previous member and all headers
 
     def display(self) -> str:
-        """The name for messages."""
-        return self.name.decode("utf-8", "backslashreplace")
+        """The name for messages (quoted; a long one is cut short)."""
+        return shown(self.name)
 
 
 def _bad(msg: str) -> InvalidArgument:
@@ -162,7 +175,7 @@ def parse_number(field: bytes) -> int:
         value = int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
         if negative:  # two's complement over the field width, sign bit included
             value -= 1 << (len(field) * 8 - 1)
-        return value
+        return check_int64(value, "a base-256 numeric field")
     try:
         return int(field.strip(b" \x00") or b"0", 8)
     except ValueError:
@@ -222,16 +235,21 @@ def parse_pax_time(value: bytes) -> int:
     negative = text.startswith("-")
     whole, _, frac = text.lstrip("+-").partition(".")
     if not whole.isdigit() or (frac and not frac.isdigit()):
-        raise _bad(f"malformed PAX time {text!r}")
-    ns = int(whole) * 1_000_000_000 + int((frac + "000000000")[:9])
+        raise _bad(f"malformed PAX time {text[:40]!r}")
+    if len(whole) > _MAX_TIME_DIGITS:
+        raise _bad("a PAX time does not fit in 64 bits")
+    seconds = check_int64(int(whole), "a PAX time")
+    ns = seconds * 1_000_000_000 + int((frac + "000000000")[:9])
     return -ns if negative else ns
 
 
 def _pax_int(key: bytes, value: bytes) -> int:
+    name = key.decode("ascii", "replace")
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
-        raise _bad(f"malformed PAX record {key.decode('ascii', 'replace')}={value!r}") from None
+        raise _bad(f"malformed PAX record {name}={value[:40]!r}") from None
+    return check_int64(number, f"PAX record {name}")
 
 
 def _apply_pax(entry: TarEntry, records: dict[bytes, bytes]) -> None:
@@ -239,7 +257,7 @@ def _apply_pax(entry: TarEntry, records: dict[bytes, bytes]) -> None:
     schily: dict[bytes, bytes] = {}
     for key, value in records.items():
         if key.startswith(b"GNU.sparse."):
-            raise InvalidArgument(f"tar entry {entry.display()!r}: GNU sparse files are not supported")
+            raise InvalidArgument(f"tar entry {entry.display()}: GNU sparse files are not supported")
         if key.startswith(b"SCHILY.xattr."):
             schily[key[13:]] = value  # an empty value is an xattr with empty content
             continue
@@ -274,11 +292,13 @@ def _apply_pax(entry: TarEntry, records: dict[bytes, bytes]) -> None:
 class TarReader:
     """Iterates over the members of a tar stream read from a :class:`TarInput`."""
 
-    __slots__ = ("_inp", "pending")
+    __slots__ = ("_inp", "_meta_count", "_meta_total", "pending")
 
     def __init__(self, inp: TarInput) -> None:
         self._inp = inp
         self.pending = bytearray()  # raw bytes not yet handed out
+        self._meta_count = 0  # meta headers read since the last entry
+        self._meta_total = 0  # and their padded sizes
 
     def _block(self, what: str) -> bytes:
         blk = self._inp.read(BLOCK)
@@ -288,8 +308,22 @@ class TarReader:
 
     def _meta(self, size: int, what: str) -> bytes:
         if size < 0 or size > MAX_META:
-            raise _bad(f"{what} of {size} bytes (limit {MAX_META})")
+            raise LimitExceeded(
+                f"invalid tar stream: {what} of {size} bytes exceeds the meta header size limit ({MAX_META})"
+            )
         padded = (size + BLOCK - 1) & ~(BLOCK - 1)
+        self._meta_count += 1
+        self._meta_total += padded
+        if self._meta_count > MAX_META_HEADERS:
+            raise LimitExceeded(
+                f"invalid tar stream: more than {MAX_META_HEADERS} PAX/GNU meta headers before one entry "
+                f"exceeds the meta header count limit"
+            )
+        if self._meta_total > MAX_META_TOTAL:
+            raise LimitExceeded(
+                f"invalid tar stream: the PAX/GNU meta headers before one entry add up to more than "
+                f"{MAX_META_TOTAL} bytes, the meta header total size limit"
+            )
         data = self._inp.read(padded)
         if len(data) != padded:
             raise InvalidArgument(f"tar stream is truncated (the data ended inside {what})")
@@ -302,6 +336,7 @@ class TarReader:
         long_name: bytes | None = None
         long_link: bytes | None = None
         pending = self.pending
+        self._meta_count = self._meta_total = 0
         while True:
             blk = self._inp.read(BLOCK)
             if len(blk) != BLOCK:
@@ -329,7 +364,14 @@ class TarReader:
                 pax = records
                 continue
             if typeflag in (T_LONGNAME, T_LONGLINK):
-                data = _cstr(self._meta(parse_number(blk[124:136]), "a GNU long name"))
+                what = "a GNU long name" if typeflag == T_LONGNAME else "a GNU long link name"
+                size = parse_number(blk[124:136])
+                if size > MAX_NAME + 1:  # the name and its NUL
+                    raise LimitExceeded(
+                        f"invalid tar stream: {what} of {size} bytes exceeds the name length limit "
+                        f"({MAX_NAME} bytes)"
+                    )
+                data = _cstr(self._meta(size, what))
                 if typeflag == T_LONGNAME:
                     long_name = data
                 else:
@@ -342,12 +384,15 @@ class TarReader:
                 entry.name = long_name
             if long_link is not None:
                 entry.linkname = long_link
+            check_name(entry.name, "name", entry.name)
+            if entry.linkname:
+                check_name(entry.linkname, "link name", entry.name, walked=entry.typeflag == T_LINK)
             if entry.typeflag == T_AREG:
                 entry.typeflag = T_DIR if entry.name.endswith(b"/") else T_REG
             if entry.typeflag in HEADER_ONLY:
                 entry.size = 0
             elif entry.size < 0:
-                raise _bad(f"entry {entry.display()!r} has a negative size")
+                raise _bad(f"entry {entry.display()} has a negative size")
             self._take_raw(entry)
             return entry
 
@@ -386,7 +431,7 @@ class TarReader:
         entry.size = parse_number(blk[124:136])
         entry.mtime_ns = parse_number(blk[136:148]) * 1_000_000_000
         if typeflag == T_SPARSE:
-            raise InvalidArgument(f"tar entry {entry.display()!r}: GNU sparse files are not supported")
+            raise InvalidArgument(f"tar entry {entry.display()}: GNU sparse files are not supported")
         if typeflag in (T_CHAR, T_BLOCK):
             entry.devmajor = parse_number(blk[329:337])
             entry.devminor = parse_number(blk[337:345])
@@ -402,8 +447,19 @@ class TarReader:
             self.pending += data
 
     def trailer(self) -> Iterator[bytes]:
-        """After :meth:`next` returned ``None``: the end blocks, then all remaining bytes, in chunks."""
+        """After :meth:`next` returned ``None``: the end blocks, then all remaining bytes, in chunks.
+
+        More than ``MAX_TRAILER`` bytes after the end blocks (e.g. a compressed bomb of zeros) is refused.
+        """
         if self.pending:
             yield bytes(self.pending)
             self.pending.clear()
-        yield from self._inp.rest()
+        left = MAX_TRAILER
+        for chunk in self._inp.rest():
+            left -= len(chunk)
+            if left < 0:
+                raise LimitExceeded(
+                    f"invalid tar stream: more than {MAX_TRAILER} bytes of data after the end of the "
+                    f"archive exceeds the trailing data limit"
+                )
+            yield chunk
