@@ -254,6 +254,8 @@ class _Pull:
         future = asyncio.ensure_future(self.access.bulk(work))
         try:
             await asyncio.shield(future)
+        except InvalidArgument as exc:  # the layer's content: say which image and layer
+            raise InvalidArgument(f"{self.ref.name}: layer {descriptor.digest}: {exc}") from None
         except asyncio.CancelledError:
             self.cancel.set()
             with contextlib.suppress(BaseException):

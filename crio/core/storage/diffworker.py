@@ -43,13 +43,21 @@ def main(argv: list[str]) -> int:
                 stats = apply_diff(blob, target, fmt, tar_split)  # type: ignore[arg-type]
                 tar_split.flush()
         except errors.CrioError as exc:
-            report.write(json.dumps({"error": type(exc).__name__, "message": str(exc)}) + "\n")
+            report.write(json.dumps({"error": _reported_class(exc), "message": str(exc)}) + "\n")
             return 1
         except OSError as exc:
             report.write(json.dumps({"error": "Internal", "message": f"extracting the layer: {exc}"}) + "\n")
             return 1
         report.write(json.dumps({"stats": asdict(stats)}) + "\n")
     return 0
+
+
+def _reported_class(exc: errors.CrioError) -> str:
+    """The nearest class of ``exc`` that :mod:`crio.core.errors` defines (the one the parent knows)."""
+    for cls in type(exc).__mro__:
+        if getattr(errors, cls.__name__, None) is cls:
+            return str(cls.__name__)
+    return "Internal"
 
 
 def _error(name: str, message: str) -> errors.CrioError:
