@@ -4,9 +4,9 @@ Every layer is made by hand, header by header (Python's ``tarfile`` refuses to w
 streamed through its compressor so that a gigabyte of uncompressed bombs never sits in memory. Each
 :class:`Case` is one image: the blob served for its single layer, the descriptor (digest, size) the
 manifest promises, the diff ID its config promises, and what a pull must answer: INVALID_ARGUMENT with a
-message containing ``expect``. :func:`corpus` lists them; :class:`HostileRegistry` serves them over HTTP
-(the distribution API subset of ``tests/integration/fake_registry.py``), for the integration test and for
-``bench/hostile_pull.py``.
+message containing ``expect``. :func:`corpus` lists them; :func:`serve` makes the real HTTP registry of
+``tests/integration/fake_registry.py`` serve them (for the integration test and ``bench/hostile_pull.py``);
+:class:`PeakRss` measures a daemon's peak RSS growth meanwhile.
 """
 
 from __future__ import annotations
@@ -16,9 +16,12 @@ import gzip
 import hashlib
 import io
 import json
+import os
+import threading
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import zstandard
 
@@ -309,7 +312,7 @@ class Case:
     what: str
     expect: str  # a substring of the INVALID_ARGUMENT message
     build: Callable[[], Blob]
-    mangle: str = ""  # "truncate", "garbage", "size", "digest", "diff_id"
+    mangle: str = ""  # "truncate", "garbage", "corrupt", "size", "short", "digest", "diff_id"
 
     @functools.cached_property
     def image(self) -> Image:
@@ -331,7 +334,9 @@ class Image:
         diff_id = blob.diff_id if mangle != "diff_id" else digest(b"another layer")
         layer_digest, layer_size = digest(data), len(data)
         if mangle == "size":
-            layer_size -= 100  # the registry serves more than the descriptor promises
+            layer_size -= 1000  # the registry serves more than the descriptor promises
+        elif mangle == "short":
+            layer_size += 1000  # and here less
         elif mangle == "digest":
             layer_digest = digest(data + b"x")  # served under a digest it does not have
         config = json.dumps(
@@ -481,10 +486,17 @@ def corpus() -> list[Case]:
         ),
         Case(
             "wrong-size",
-            "a blob larger than its descriptor",
+            "a blob 1,000 bytes larger than its descriptor",
             "larger than its descriptor",
-            lambda: Blob((member(b"f", b"x"), END), gz),
+            lambda: Blob((member(b"f", os.urandom(4096)), END), gz),
             "size",
+        ),
+        Case(
+            "short-blob",
+            "a blob 1,000 bytes shorter than its descriptor",
+            "its descriptor says",
+            lambda: Blob((member(b"f", os.urandom(4096)), END), gz),
+            "short",
         ),
         Case(
             "wrong-digest",
@@ -536,3 +548,89 @@ def corpus() -> list[Case]:
 def gzip_layer(entries: Iterable[bytes]) -> bytes:
     """A gzip-compressed tar of ``entries`` (helper for small good layers)."""
     return gzip.compress(b"".join(entries) + END, mtime=0)
+
+
+# ------------------------------------------------------------------------------ serving, measuring
+
+
+GOOD_REPO = "good/small"
+
+
+class CorpusImages(Mapping[str, object]):
+    """``hostile/<case>`` → the case's image (built on first request), and ``good/small``."""
+
+    def __init__(self, cases: Iterable[Case]) -> None:
+        self.cases = {f"hostile/{case.name}": case for case in cases}
+        self.good = Image(Blob((member(b"etc/marker", b"good\n"), END), "gzip"))
+
+    def __getitem__(self, repo: str) -> object:
+        if repo == GOOD_REPO:
+            return self.good
+        return self.cases[repo].image
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([GOOD_REPO, *self.cases])
+
+    def __len__(self) -> int:
+        return len(self.cases) + 1
+
+
+def serve(registry: Any, cases: Iterable[Case]) -> None:
+    """Make a ``tests.integration.fake_registry.FakeRegistry`` serve the corpus instead of its own images."""
+    registry.images = CorpusImages(cases)
+
+
+class PeakRss:
+    """Peak RSS growth of a process (and, separately, of its children) while the block runs.
+
+    The process's high-water mark is reset first (``/proc/PID/clear_refs`` ← 5, root only), so growth is
+    ``VmHWM`` after minus ``VmRSS`` before; children (the layer-extraction process) are sampled every 20 ms.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.growth_kib = 0
+        self.children_peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_children, daemon=True)
+        self._before = 0
+
+    def __enter__(self) -> PeakRss:
+        with open(f"/proc/{self.pid}/clear_refs", "w") as refs:
+            refs.write("5")
+        self._before = status_kib(self.pid, "VmRSS")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.growth_kib = max(0, status_kib(self.pid, "VmHWM") - self._before)
+
+    def _sample_children(self) -> None:
+        while not self._stop.wait(0.02):
+            total = sum(status_kib(child, "VmRSS") for child in _children(self.pid))
+            self.children_peak_kib = max(self.children_peak_kib, total)
+
+
+def status_kib(pid: int, key: str) -> int:
+    """A ``kB`` field of /proc/PID/status; 0 when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                found += [int(child) for child in children.read().split()]
+    except OSError:
+        pass
+    return found

@@ -231,6 +231,10 @@ class _Pull:
                     hasher.update(chunk)
                     size += len(chunk)
                     await asyncio.to_thread(handle.write, chunk)
+            except InvalidArgument as exc:  # what the source refused (e.g. too many bytes): name the image
+                if str(exc).startswith(self.ref.name):
+                    raise
+                raise InvalidArgument(f"{self.ref.name}: {exc}") from None
             finally:
                 await asyncio.to_thread(handle.close)
         _verify(self.ref.name, descriptor, "sha256:" + hasher.hexdigest(), size)
