@@ -24,7 +24,7 @@ from tests import hostile_images as h
 from tests.integration.fake_registry import FakeRegistry
 
 TARGET_BYTES = 256 * MB
-EXCERPT = 90
+EXCERPT = 110
 
 
 def store_state(daemon: CrioDaemon) -> tuple[object, ...]:
@@ -44,6 +44,7 @@ def store_state(daemon: CrioDaemon) -> tuple[object, ...]:
 def excerpt(message: str) -> str:
     """The message without the image (and layer) name prefix, cut short, safe for a Markdown cell."""
     text = re.sub(r"^fake\.test/\S+: (layer sha256:[0-9a-f]{64}: )?", "", message)
+    text = re.sub(r"'([^']{20})[^']{4,}'(\.\.\. \(\d+ bytes\))?", r"'\1...'", text)  # long names
     text = text.replace("|", "/").replace("\n", " ")
     return text if len(text) <= EXCERPT else text[: EXCERPT - 3] + "..."
 

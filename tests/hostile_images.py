@@ -117,11 +117,11 @@ END = bytes(2 * BLOCK)
 class Blob:
     """A layer built from a stream of tar pieces: its compressed bytes, its DiffID and sizes."""
 
-    def __init__(self, pieces: Iterable[bytes], compression: str = "gzip") -> None:
+    def __init__(self, pieces: Iterable[bytes], compression: str = "gzip", window_log: int = 0) -> None:
         tar_hash = hashlib.sha256()
         self.diff_size = 0
         out = io.BytesIO()
-        sink = _compressor(out, compression)
+        sink = _compressor(out, compression, window_log)
         for piece in pieces:
             tar_hash.update(piece)
             self.diff_size += len(piece)
@@ -151,9 +151,16 @@ class _Plain:
         pass
 
 
-def _compressor(out: io.BytesIO, compression: str) -> _Gzip | _Plain | zstandard.ZstdCompressionWriter:
+def _compressor(
+    out: io.BytesIO, compression: str, window_log: int
+) -> _Gzip | _Plain | zstandard.ZstdCompressionWriter:
     if compression == "gzip":
         return _Gzip(out)
+    if compression == "zstd" and window_log:  # a frame that declares this window (no content size)
+        params = zstandard.ZstdCompressionParameters(
+            window_log=window_log, compression_level=3, write_content_size=False
+        )
+        return zstandard.ZstdCompressor(compression_params=params).stream_writer(out, closefd=False)
     if compression == "zstd":
         return zstandard.ZstdCompressor(level=3).stream_writer(out, closefd=False)
     return _Plain(out)
@@ -435,6 +442,19 @@ def corpus() -> list[Case]:
             "1 GiB of zeros after the archive, zstd",
             "trailing data limit",
             lambda: Blob(zero_bomb(1 << 30), zst),
+        ),
+        Case(
+            "zstd-huge-window",
+            "a zstd frame that declares a 2 GiB window",
+            "too much memory",
+            lambda: Blob((member(b"f", b"x"), END), zst, window_log=31),
+        ),
+        Case(
+            "zstd-window-bomb",
+            "a 256 MiB file of zeros, zstd with a 128 MiB window, with a wrong DiffID",
+            "does not match the expected",
+            lambda: Blob(file_bomb(256 * MIB), zst, window_log=27),
+            "diff_id",
         ),
         Case(
             "file-bomb",

@@ -292,13 +292,14 @@ def _apply_pax(entry: TarEntry, records: dict[bytes, bytes]) -> None:
 class TarReader:
     """Iterates over the members of a tar stream read from a :class:`TarInput`."""
 
-    __slots__ = ("_inp", "_meta_count", "_meta_total", "pending")
+    __slots__ = ("_entries", "_inp", "_meta_count", "_meta_total", "pending")
 
     def __init__(self, inp: TarInput) -> None:
         self._inp = inp
         self.pending = bytearray()  # raw bytes not yet handed out
         self._meta_count = 0  # meta headers read since the last entry
         self._meta_total = 0  # and their padded sizes
+        self._entries = 0  # entries returned so far
 
     def _block(self, what: str) -> bytes:
         blk = self._inp.read(BLOCK)
@@ -309,19 +310,19 @@ class TarReader:
     def _meta(self, size: int, what: str) -> bytes:
         if size < 0 or size > MAX_META:
             raise LimitExceeded(
-                f"invalid tar stream: {what} of {size} bytes exceeds the meta header size limit ({MAX_META})"
+                f"{self._at()}: {what} of {size} bytes exceeds the meta header size limit ({MAX_META})"
             )
         padded = (size + BLOCK - 1) & ~(BLOCK - 1)
         self._meta_count += 1
         self._meta_total += padded
         if self._meta_count > MAX_META_HEADERS:
             raise LimitExceeded(
-                f"invalid tar stream: more than {MAX_META_HEADERS} PAX/GNU meta headers before one entry "
+                f"{self._at()}: more than {MAX_META_HEADERS} PAX/GNU meta headers before one entry "
                 f"exceeds the meta header count limit"
             )
         if self._meta_total > MAX_META_TOTAL:
             raise LimitExceeded(
-                f"invalid tar stream: the PAX/GNU meta headers before one entry add up to more than "
+                f"{self._at()}: the PAX/GNU meta headers before one entry add up to more than "
                 f"{MAX_META_TOTAL} bytes, the meta header total size limit"
             )
         data = self._inp.read(padded)
@@ -368,7 +369,7 @@ class TarReader:
                 size = parse_number(blk[124:136])
                 if size > MAX_NAME + 1:  # the name and its NUL
                     raise LimitExceeded(
-                        f"invalid tar stream: {what} of {size} bytes exceeds the name length limit "
+                        f"{self._at()}: {what} of {size} bytes exceeds the name length limit "
                         f"({MAX_NAME} bytes)"
                     )
                 data = _cstr(self._meta(size, what))
@@ -396,7 +397,12 @@ class TarReader:
             self._take_raw(entry)
             return entry
 
+    def _at(self) -> str:
+        """Where a refused meta header is, for messages (its entry has no name yet)."""
+        return f"invalid tar stream at entry {self._entries + 1}"
+
     def _take_raw(self, entry: TarEntry) -> None:
+        self._entries += 1
         entry.raw = bytes(self.pending)
         self.pending.clear()
 
