@@ -164,3 +164,11 @@ def test_gzip_of_zeros_after_the_archive_is_refused_with_bounded_work(tmp_path: 
     blob = b"".join(z.compress(piece) for piece in h.zero_bomb(64 << 20)) + z.flush()
     with pytest.raises(InvalidArgument, match="trailing data limit"):
         layerdiff.apply_diff(io.BytesIO(blob), tmp_path, "overlay", io.BytesIO())
+
+
+def test_the_extraction_child_reports_a_limit_as_invalid_argument() -> None:
+    from crio.core.storage.diffworker import _error, _reported_class
+
+    name = _reported_class(tarlimits.LimitExceeded("too deep"))
+    assert name == "InvalidArgument"
+    assert type(_error(name, "too deep")) is InvalidArgument
