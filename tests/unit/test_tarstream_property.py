@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from crio.core.errors import InvalidArgument
+from crio.core.storage.layerdiff import apply_diff
 from tests import hostile_images as h
 from tests.unit.test_tarlimits import read_all
 
@@ -81,3 +87,16 @@ def test_archives_with_valid_checksums_and_arbitrary_fields(members: list[bytes]
         read_all([*members, h.END])
     except InvalidArgument as exc:
         assert "Error" not in str(exc)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="extraction sets owners and makes device nodes (root)")
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(st.lists(_fields, max_size=5), st.sampled_from(["overlay", "apply"]))
+def test_extracting_arbitrary_members_gives_a_layer_or_invalid_argument(
+    members: list[bytes], fmt: Literal["overlay", "apply"]
+) -> None:
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as target:
+        try:
+            apply_diff(io.BytesIO(b"".join([*members, h.END])), Path(target), fmt, io.BytesIO())
+        except InvalidArgument as exc:
+            assert "Error" not in str(exc)
