@@ -20,6 +20,7 @@ import binascii
 import gzip
 import json
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
@@ -108,12 +109,40 @@ class TarSplitWriter:
         self._out.flush()
 
 
-def _entry_name(entry: dict[str, object]) -> str:
+def _entry_name(entry: dict[str, object], number: int) -> str:
     raw = entry.get("name_raw")
-    if isinstance(raw, str) and raw:
-        return os.fsdecode(base64.b64decode(raw))
+    if raw is not None and raw != "":
+        return os.fsdecode(_b64decode(raw, number))
     name = entry.get("name")
     return name if isinstance(name, str) else ""
+
+
+def _b64decode(text: object, number: int) -> bytes:
+    if not isinstance(text, str):
+        raise FailedPrecondition(f"tar-split line {number}: a payload or name is not a string")
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        raise FailedPrecondition(f"tar-split line {number}: bad base64") from None
+
+
+def _lines(tar_split: BinaryIO) -> Iterator[tuple[int, dict[str, object]]]:
+    """The tar-split file's entries, numbered; a file that is not gzip or a line that is not a JSON object
+    raises :class:`FailedPrecondition`."""
+    try:
+        with gzip.GzipFile(fileobj=tar_split, mode="rb") as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                except (ValueError, RecursionError) as exc:
+                    raise FailedPrecondition(f"tar-split line {number} is not JSON: {exc}") from None
+                if not isinstance(entry, dict):
+                    raise FailedPrecondition(f"tar-split line {number} is not a JSON object")
+                yield number, entry
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise FailedPrecondition(f"tar-split file is not valid gzip: {exc}") from None
 
 
 def reassemble(tar_split: BinaryIO, open_file: Callable[[str], BinaryIO]) -> Iterator[bytes]:
@@ -121,32 +150,29 @@ def reassemble(tar_split: BinaryIO, open_file: Callable[[str], BinaryIO]) -> Ite
 
     ``open_file`` gets each file entry's name as stored (a name that was not UTF-8 comes decoded with
     ``os.fsdecode``, so ``os.fsencode`` gives the original bytes back) and returns a readable binary file;
-    exactly ``size`` bytes are read from it and their CRC-64 checked. A missing or short file or a CRC
-    mismatch raises :class:`FailedPrecondition` naming the entry.
+    exactly ``size`` bytes are read from it and their CRC-64 checked. A missing or short file, a CRC
+    mismatch or a malformed tar-split file raises :class:`FailedPrecondition` naming the entry or line.
     """
-    with gzip.GzipFile(fileobj=tar_split, mode="rb") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError as exc:
-                raise FailedPrecondition(f"tar-split line {number} is not JSON: {exc}") from None
-            kind = entry.get("type")
-            if kind == 2:
+    for number, entry in _lines(tar_split):
+        kind = entry.get("type")
+        if kind == 2:
+            payload = entry.get("payload")
+            if payload:
+                yield _b64decode(payload, number)
+        elif kind == 1:
+            size = entry.get("size") or 0
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise FailedPrecondition(f"tar-split line {number}: size {size!r} is not a byte count")
+            if size > 0:
                 payload = entry.get("payload")
-                if payload:
-                    yield base64.b64decode(payload)
-            elif kind == 1:
-                size = entry.get("size") or 0
-                if size > 0:
-                    yield from _file_content(_entry_name(entry), size, entry.get("payload"), open_file)
-            else:
-                raise FailedPrecondition(f"tar-split line {number} has unknown entry type {kind!r}")
+                expected = _b64decode(payload, number) if payload else b""
+                yield from _file_content(_entry_name(entry, number), size, expected, open_file)
+        else:
+            raise FailedPrecondition(f"tar-split line {number} has unknown entry type {kind!r}")
 
 
 def _file_content(
-    name: str, size: int, payload: str | None, open_file: Callable[[str], BinaryIO]
+    name: str, size: int, expected: bytes, open_file: Callable[[str], BinaryIO]
 ) -> Iterator[bytes]:
     try:
         handle = open_file(name)
@@ -162,6 +188,5 @@ def _file_content(
             crc = crc64_iso(chunk, crc)
             left -= len(chunk)
             yield chunk
-    expected = base64.b64decode(payload) if payload else b""
     if crc is None or crc.to_bytes(8, "big") != expected:
         raise FailedPrecondition(f"layer file {name!r} does not match its tar-split checksum")
