@@ -12,7 +12,6 @@ import gzip
 import io
 import tarfile
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -130,13 +129,6 @@ _SPLIT = (
 )
 
 
-# Found by this target, reported to the tar work (not fixed here): reassemble lets bad base64
-# (binascii.Error), a line that is not an object (AttributeError), a string "size" or a non-string
-# "payload" (TypeError), JSON nested too deeply (RecursionError) and a file that is not gzip (BadGzipFile)
-# escape instead of FailedPrecondition.
-@pytest.mark.xfail(
-    reason="tarsplit.reassemble: malformed tar-split lines escape as Python errors", strict=False
-)
 @given(lines=mutated_bytes(_SPLIT, max_mutations=3))
 @counted
 def test_tar_split_reader(lines: bytes) -> None:
