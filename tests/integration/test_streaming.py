@@ -273,9 +273,16 @@ class Terminal:
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_exec_with_a_terminal_and_resize(crictl: Crictl, sleeper: str, transport: str) -> None:
     term = Terminal([*crictl.argv, "exec", "-it", "--transport", transport, sleeper, "sh"], 30, 100)
-    term.send(b"stty size; tty; echo marker-$TERM\r")
-    term.expect(b"marker-xterm")
-    assert b"30 100" in term.output and b"/dev/pts/" in term.output
+    # The client sends the initial size on its resize stream while the shell starts (as kubectl does): a
+    # command typed before it lands sees a 0x0 terminal, so ask until the size is there (a few tries at most).
+    for attempt in range(1, 11):
+        term.send(f"stty size; tty; echo marker-{attempt}-$TERM\r".encode())
+        output = term.expect(f"marker-{attempt}-xterm".encode())
+        answer = output[output.rindex(f"echo marker-{attempt}".encode()) :]
+        if b"30 100" in answer:
+            break
+        time.sleep(0.3)
+    assert b"30 100" in answer and b"/dev/pts/" in answer
     term.resize(41, 132)
     time.sleep(0.5)
     term.send(b"stty size\r")
