@@ -368,7 +368,7 @@ def status_kib(pid: int, key: str) -> int:
             for line in status:
                 if line.startswith(key + ":"):
                     return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError):
+    except OSError:  # gone, or going
         pass
     return 0
 

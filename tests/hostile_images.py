@@ -25,6 +25,8 @@ from typing import Any
 
 import zstandard
 
+from bench.common import status_kib
+
 BLOCK = 512
 MIB = 1 << 20
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -631,18 +633,6 @@ class PeakRss:
         while not self._stop.wait(0.02):
             total = sum(status_kib(child, "VmRSS") for child in _children(self.pid))
             self.children_peak_kib = max(self.children_peak_kib, total)
-
-
-def status_kib(pid: int, key: str) -> int:
-    """A ``kB`` field of /proc/PID/status; 0 when the process is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def _children(pid: int) -> list[int]:
