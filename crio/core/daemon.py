@@ -36,7 +36,9 @@ from crio.core.server.images import ImageRPCs
 from crio.core.server.pods import PodRPCs
 from crio.core.server.runtime_info import RuntimeInfoRPCs
 from crio.core.server.services import generic_handlers, implemented_rpcs
+from crio.core.server.stats import StatsRPCs
 from crio.core.server.streaming import StreamingRPCs
+from crio.core.stats.service import StatsService
 from crio.core.storage import diffworker
 from crio.core.storage.store import Store
 from crio.core.storage_setup import choose_driver
@@ -74,19 +76,21 @@ class Daemon:
         self.pods: SandboxManager | None = None
         self.containers: ContainerManager | None = None
         self.streaming: StreamingService | None = None
+        self.stats: StatsService | None = None
         self.events = EventBus()  # every pod and container transition (crio.core.events)
         self._background: set[asyncio.Task[object]] = set()
 
     def families(self) -> list[object]:
         """The RPC family objects the gRPC server serves."""
         assert self.images is not None and self.pods is not None and self.containers is not None
-        assert self.streaming is not None
+        assert self.streaming is not None and self.stats is not None
         return [
             RuntimeInfoRPCs(self.info),
             ImageRPCs(self.images),
             PodRPCs(self.pods),
             ContainerRPCs(self.containers),
             StreamingRPCs(self.streaming),
+            StatsRPCs(self.containers, self.pods, self.stats),
         ]
 
     async def open_storage(self) -> None:
@@ -116,6 +120,13 @@ class Daemon:
         )
         self.pods.members = self.containers
         self.streaming = StreamingService(self.config, self.containers, self.pods, runtime)
+        pods, containers = self.pods, self.containers
+        self.stats = StatsService(
+            float(self.config.get("crio.stats.stats_collection_period")),
+            lambda: containers.containers,
+            lambda: pods.sandboxes,
+            self.events,
+        )
         await self.pods.restore()
         await self.containers.restore()
         # What no record or journal entry owns goes before the daemon serves (no request can race it).
@@ -152,8 +163,9 @@ class Daemon:
         for notice in effective_notices(self.config):
             log.warning("%s", notice)
         await self.open_storage()
-        assert self.streaming is not None
+        assert self.streaming is not None and self.stats is not None
         await self.streaming.start()
+        self.stats.start()
         server = aio.server(
             options=[
                 ("grpc.max_send_message_length", int(self.config.get("crio.api.grpc_max_send_msg_size"))),
@@ -233,6 +245,8 @@ class Daemon:
         crisocket.remove(self.config.listen)
         if self.streaming is not None:
             await self.streaming.stop()
+        if self.stats is not None:
+            await self.stats.close()
         if self.containers is not None:
             await self.containers.close()
         await self._close_storage()

@@ -27,7 +27,7 @@ from crio.core import userns
 from crio.core.bundlefiles import read_spec, write_spec
 from crio.core.cleanup import CleanupStack
 from crio.core.config import Config
-from crio.core.containers import imagevolumes, specbuild, stats
+from crio.core.containers import imagevolumes, specbuild
 from crio.core.containers.model import (
     CREATED,
     EXITED,
@@ -49,7 +49,6 @@ from crio.core.plugins import PluginManager
 from crio.core.runtime_calls import RuntimeCalls
 from crio.core.sandbox.manager import SandboxManager
 from crio.core.sandbox.model import READY, Sandbox
-from crio.core.spec.container import cgroups_path
 from crio.core.storage.layerid import random_id
 from crio.core.storeaccess import StoreAccess
 from crio.core.types import ContainerBundle, ContainerRuntimeState, ExecResult
@@ -119,7 +118,6 @@ class ContainerManager:
         self.journal = journal
         self.table: Lifecycle[Container] = Lifecycle(machine.CONTAINER, Container, access, events)
         self._watchers: dict[str, asyncio.Task[None]] = {}
-        self._cpu_samples: dict[str, tuple[int, int]] = {}
 
     # ------------------------------------------------------------------------------------------ lookups
 
@@ -439,17 +437,9 @@ class ContainerManager:
             container.runtime_handler, await self.bundle_of(container), command, timeout, limit
         )
 
-    async def stats(self, container: Container) -> tuple[stats.Usage, int | None, tuple[str, int, int]]:
-        """A usage sample of ``container``: cgroup usage, CPU nanocores since the last sample, and its
-        writable layer (mount point, bytes, inodes)."""
-        parent = self.pods.find(container.pod_id)
-        path = cgroups_path(parent.cgroup_parent if parent is not None else "", container.id)
-        usage = await asyncio.to_thread(stats.read_usage, path)
-        previous = self._cpu_samples.get(container.id)
-        if usage.cpu_usage_ns is not None:
-            self._cpu_samples[container.id] = (usage.timestamp, usage.cpu_usage_ns)
-        layer = await self.access.bulk(self.store.container_layer_usage, container.id)
-        return usage, stats.nano_cores(previous, usage), layer
+    async def writable_layer(self, container: Container) -> tuple[str, int, int]:
+        """The writable layer of ``container``: (mount point, bytes, inodes)."""
+        return await self.access.bulk(self.store.container_layer_usage, container.id)
 
     async def stop_pod_containers(self, pod_id: str, timeout: float) -> None:
         """Stop every container of a pod (before the pod itself stops)."""

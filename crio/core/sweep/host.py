@@ -15,7 +15,7 @@ from pathlib import Path
 
 from crio.core import mountutil
 from crio.core.bundlefiles import read_spec
-from crio.core.containers.stats import controller_roots
+from crio.core.stats.cgroups import host_hierarchy
 from crio.core.sweep.rules import Monitor, parse_monitor
 
 PROC = Path("/proc")
@@ -82,7 +82,9 @@ def entries(directory: Path) -> list[str]:
 
 def hierarchies() -> list[str]:
     """The mount points of the host's cgroup hierarchies (v1 controllers, named ones, and v2)."""
-    return sorted({str(p) for p in controller_roots().values()})
+    found = host_hierarchy()
+    points = set(found.v1.values()) | ({found.unified} if found.unified is not None else set())
+    return sorted(str(p) for p in points)
 
 
 def cgroups_path_of(bundle: Path) -> str:

@@ -1,0 +1,1 @@
+"""Resource usage of containers and pods: cgroup and network readers, the sampler, cadvisor metrics."""
