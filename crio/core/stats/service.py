@@ -62,9 +62,14 @@ def read_targets(targets: list[_Target]) -> dict[str, CgroupSample | PodSample]:
     """Read every target (run in a worker thread)."""
     hierarchy = cgroups.host_hierarchy()
     result: dict[str, CgroupSample | PodSample] = {}
+    read: dict[str, CgroupSample] = {}  # a pod sums its containers' cgroups: each is read once per pass
     for target in targets:
         now = time.time_ns()
-        readings = [cgroups.read_cgroup(path, hierarchy, now) for path in target.paths]
+        readings = []
+        for path in target.paths:
+            if path not in read:
+                read[path] = cgroups.read_cgroup(path, hierarchy, now)
+            readings.append(read[path])
         if target.kind == "container":
             result[target.object_id] = readings[0]
         else:
