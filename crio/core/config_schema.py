@@ -318,7 +318,14 @@ KEYS: tuple[Key, ...] = (
     _k("crio.metrics", "metrics_host", STR, "127.0.0.1", "Metrics listen address.", pending="metrics"),
     _k("crio.metrics", "metrics_port", INT, 9090, "Metrics listen port.", pending="metrics"),
     # [crio.stats]
-    _k("crio.stats", "stats_collection_period", INT, 0, "Seconds between stats collections; 0 = on demand."),
+    _k(
+        "crio.stats",
+        "stats_collection_period",
+        INT,
+        0,
+        "Seconds between stats sampling passes (CPU rates are taken between the last two); 0 = on demand, "
+        "at most one pass a second, shared by every caller.",
+    ),
     # [crio.plugins] (crio's own table)
     _k("crio.plugins", "enabled", STR_LIST, [], "Plugins to load; empty loads every discovered plugin."),
     _k("crio.plugins", "disabled", STR_LIST, [], "Plugins never to load, even when listed in enabled."),
