@@ -193,6 +193,21 @@ def test_pod_interfaces_need_the_infra_process_in_the_pinned_netns(tmp_path: Pat
     assert netdev.read_pod_interfaces(f"/proc/{os.getpid()}/ns/net", os.getpid()) is not None
 
 
+def test_block_io_v1_and_v2() -> None:
+    service_bytes = "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 0\n8:0 Total 12288\nTotal 12288\n"
+    serviced = "8:0 Read 1\n8:0 Write 2\n8:0 Total 3\nTotal 3\n"
+    assert cgroups.parse_blkio_v1(service_bytes, serviced) == (cgroups.DeviceIO(8, 0, 4096, 8192, 1, 2),)
+    assert cgroups.parse_blkio_v1(None, None) is None
+    io_stat = (
+        "8:16 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n253:0 rbytes=5 wbytes=0 rios=1 wios=0\n"
+    )
+    assert cgroups.parse_io_stat(io_stat) == (
+        cgroups.DeviceIO(8, 16, 10, 20, 1, 2),
+        cgroups.DeviceIO(253, 0, 5, 0, 1, 0),
+    )
+    assert cgroups.block_device_name(0, 0) == "0:0"  # sysfs names no such device
+
+
 def test_summed_adds_present_fields_only() -> None:
     total = service.summed([CgroupSample(1, cpu_usage_ns=5, pids=1), CgroupSample(2, cpu_usage_ns=7)], 9)
     assert (total.timestamp, total.cpu_usage_ns, total.pids, total.memory_usage) == (9, 12, 1, None)
@@ -201,20 +216,13 @@ def test_summed_adds_present_fields_only() -> None:
 def test_every_descriptor_has_label_keys_help_and_a_series_from_a_full_reading() -> None:
     names = [d.name for d in metrics.DESCRIPTORS]
     assert len(names) == len(set(names))
-    full = CgroupSample(
-        10**9, **{f: 1 for f in CgroupSample.__dataclass_fields__ if f != "timestamp"}
-    )  # every field present
+    fields = {f: 1 for f in CgroupSample.__dataclass_fields__ if f not in ("timestamp", "io")}
+    full = CgroupSample(10**9, io=(cgroups.DeviceIO(8, 0, 1, 2, 3, 4),), **fields)  # every field present
     fs = metrics.Filesystem("/var/lib/containers", 10, 100, 5, 50)
-    values = metrics.container_values(full, 10**9, fs)
+    values = metrics.container_values(full, 10**9, fs, lambda major, minor: "/dev/sda")
     values += metrics.network_values([netdev.Interface("eth0", 1, 2, 3, 4, 5, 6, 7, 8)])
     reported = {v.descriptor.name for v in values}
-    optional = {
-        "container_fs_reads_bytes_total",
-        "container_fs_reads_total",
-        "container_fs_writes_bytes_total",
-    }
-    optional |= {"container_fs_writes_total", "container_blkio_device_usage_total"}
-    assert set(names) - reported == optional
+    assert set(names) == reported
     for value in values:
         assert value.descriptor.help and value.descriptor.label_keys[:6] == metrics.BASE_LABELS
         assert len(value.extra_values) == len(value.descriptor.extra_labels)

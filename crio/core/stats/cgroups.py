@@ -6,6 +6,7 @@ in a worker thread: it reads a handful of small files.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -13,6 +14,18 @@ from functools import lru_cache
 from pathlib import Path
 
 UNLIMITED = 1 << 62  # cgroup v1 reports "no limit" as a page-rounded 2^63-1; anything above this is unlimited
+
+
+@dataclass(frozen=True)
+class DeviceIO:
+    """Block I/O of a cgroup on one device (blkio.throttle.* on v1, io.stat on v2)."""
+
+    major: int
+    minor: int
+    read_bytes: int = 0
+    write_bytes: int = 0
+    reads: int = 0
+    writes: int = 0
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,7 @@ class CgroupSample:
     processes: int | None = None
     file_descriptors: int | None = None
     sockets: int | None = None
+    io: tuple[DeviceIO, ...] | None = None  # per block device; not summed across cgroups
 
     @property
     def memory_available(self) -> int | None:
@@ -183,6 +197,55 @@ def _processes(cgroup: Path) -> dict[str, int | None]:
     return {"processes": len(pids), "file_descriptors": fds, "sockets": sockets}
 
 
+@lru_cache(maxsize=256)
+def block_device_name(major: int, minor: int) -> str:
+    """``/dev/<name>`` of a block device from sysfs, or ``MAJ:MIN`` when sysfs does not name it."""
+    text = _text(Path(f"/sys/dev/block/{major}:{minor}/uevent")) or ""
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key == "DEVNAME" and value:
+            return f"/dev/{value}"
+    return f"{major}:{minor}"
+
+
+def parse_blkio_v1(service_bytes: str | None, serviced: str | None) -> tuple[DeviceIO, ...] | None:
+    """``blkio.throttle.io_service_bytes_recursive`` and ``..._io_serviced_recursive`` as per-device I/O."""
+    if service_bytes is None:
+        return None
+    devices: dict[tuple[int, int], dict[str, int]] = {}
+    for text, suffix in ((service_bytes, "_bytes"), (serviced or "", "s")):
+        for line in text.splitlines():
+            fields = line.split()
+            if len(fields) != 3 or fields[1] not in ("Read", "Write") or ":" not in fields[0]:
+                continue
+            major, _, minor = fields[0].partition(":")
+            key = ("read" if fields[1] == "Read" else "write") + suffix
+            with contextlib.suppress(ValueError):
+                devices.setdefault((int(major), int(minor)), {})[key] = int(fields[2])
+    return tuple(DeviceIO(major, minor, **values) for (major, minor), values in sorted(devices.items()))
+
+
+def parse_io_stat(text: str | None) -> tuple[DeviceIO, ...] | None:
+    """cgroup v2 ``io.stat`` (``MAJ:MIN rbytes=N wbytes=N rios=N wios=N ...``) as per-device I/O."""
+    if text is None:
+        return None
+    names = {"rbytes": "read_bytes", "wbytes": "write_bytes", "rios": "reads", "wios": "writes"}
+    result = []
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields or ":" not in fields[0]:
+            continue
+        major, _, minor = fields[0].partition(":")
+        values = {}
+        for field in fields[1:]:
+            key, _, value = field.partition("=")
+            if key in names and value.isdigit():
+                values[names[key]] = int(value)
+        with contextlib.suppress(ValueError):
+            result.append(DeviceIO(int(major), int(minor), **values))
+    return tuple(result)
+
+
 def read_v1(hierarchy: Hierarchy, relative: str, now: int) -> CgroupSample:
     """Read cgroup ``relative`` from the v1 controllers; a gone cgroup gives a sample of Nones."""
     cpuacct = hierarchy.v1["cpuacct"] / relative
@@ -200,6 +263,7 @@ def read_v1(hierarchy: Hierarchy, relative: str, now: int) -> CgroupSample:
     limit = _int(mem / "memory.limit_in_bytes")
     pids_dir = hierarchy.v1["pids"] / relative if "pids" in hierarchy.v1 else None
     oom = parse_keyed(_text(mem / "memory.oom_control"))
+    blkio = hierarchy.v1["blkio"] / relative if "blkio" in hierarchy.v1 else None
     return CgroupSample(
         timestamp=now,
         cpu_usage_ns=_int(cpuacct / "cpuacct.usage"),
@@ -228,6 +292,12 @@ def read_v1(hierarchy: Hierarchy, relative: str, now: int) -> CgroupSample:
         cpu_quota=_positive(_int(cpu / "cpu.cfs_quota_us")),
         cpu_shares=_int(cpu / "cpu.shares"),
         **_processes(hierarchy.v1.get("pids", hierarchy.v1["cpuacct"]) / relative),
+        io=parse_blkio_v1(
+            _text(blkio / "blkio.throttle.io_service_bytes_recursive"),
+            _text(blkio / "blkio.throttle.io_serviced_recursive"),
+        )
+        if blkio is not None
+        else None,
     )
 
 
@@ -275,6 +345,7 @@ def read_v2(root: Path, relative: str, now: int) -> CgroupSample:
         pids_max=_int(cgroup / "pids.max"),
         **_cpu_max(_text(cgroup / "cpu.max"), _int(cgroup / "cpu.weight")),
         **_processes(cgroup),
+        io=parse_io_stat(_text(cgroup / "io.stat")),
     )
 
 

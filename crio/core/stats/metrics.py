@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from crio.core.stats.cgroups import CgroupSample
+from crio.core.stats.cgroups import CgroupSample, block_device_name
 from crio.core.stats.netdev import Interface
 
 COUNTER = "counter"
@@ -186,7 +186,12 @@ def _present(pairs: list[tuple[Descriptor, int | float | None]]) -> Iterator[Val
             yield Value(descriptor, (), float(value))
 
 
-def container_values(sample: CgroupSample, started_at_ns: int, filesystem: Filesystem | None) -> list[Value]:
+def container_values(
+    sample: CgroupSample,
+    started_at_ns: int,
+    filesystem: Filesystem | None,
+    device_name: Callable[[int, int], str] = block_device_name,
+) -> list[Value]:
     """The series of one container from its latest reading (a value the cgroup lacks is left out)."""
     ns: Callable[[int | None], float | None] = lambda v: None if v is None else v / 1e9  # noqa: E731
     values = list(
@@ -230,6 +235,16 @@ def container_values(sample: CgroupSample, started_at_ns: int, filesystem: Files
         if count is not None:
             for scope in ("container", "hierarchy"):
                 values.append(Value(MEM_FAILURES, (failure, scope), float(count)))
+    for io in sample.io or ():
+        name = device_name(io.major, io.minor)
+        values += [
+            Value(FS_READS_BYTES, (name,), float(io.read_bytes)),
+            Value(FS_READS, (name,), float(io.reads)),
+            Value(FS_WRITES_BYTES, (name,), float(io.write_bytes)),
+            Value(FS_WRITES, (name,), float(io.writes)),
+            Value(BLKIO, (name, str(io.major), str(io.minor), "Read"), float(io.read_bytes)),
+            Value(BLKIO, (name, str(io.major), str(io.minor), "Write"), float(io.write_bytes)),
+        ]
     if filesystem is not None:
         device = (filesystem.device,)
         values += [

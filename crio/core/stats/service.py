@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from crio.core.containers.model import Container
 from crio.core.events import REMOVED, EventBus, Subscription
@@ -49,9 +50,9 @@ class _Target:
 
 def summed(samples: list[CgroupSample], now: int) -> CgroupSample:
     """The field-wise sum of several cgroups' readings (a field is None when no reading has it)."""
-    values: dict[str, int | None] = {}
+    values: dict[str, Any] = {}
     for f in dataclasses.fields(CgroupSample):
-        if f.name == "timestamp":
+        if f.name in ("timestamp", "io"):
             continue
         present = [getattr(s, f.name) for s in samples if getattr(s, f.name) is not None]
         values[f.name] = sum(present) if present else None
