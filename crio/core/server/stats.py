@@ -19,7 +19,7 @@ from crio.core.sandbox.manager import SandboxManager
 from crio.core.sandbox.model import Sandbox
 from crio.core.spec.container import cgroups_path
 from crio.core.stats import metrics
-from crio.core.stats.cgroups import CgroupSample, nano_cores
+from crio.core.stats.cgroups import CgroupSample, block_device_name, nano_cores
 from crio.core.stats.service import PodSample, StatsService
 
 _TYPES = {metrics.COUNTER: pb.COUNTER, metrics.GAUGE: pb.GAUGE}
@@ -72,12 +72,15 @@ def _network(sample: PodSample) -> pb.NetworkUsage | None:
     return usage
 
 
-def _filesystem(mountpoint: str, used: int) -> metrics.Filesystem | None:
+def _filesystem(layer_dir: str, used: int) -> metrics.Filesystem | None:
+    """The writable layer's filesystem, named by its block device as cadvisor names it (``/dev/sda1``)."""
     try:
-        found = os.statvfs(mountpoint)
+        found = os.statvfs(layer_dir)
+        dev = os.stat(layer_dir).st_dev
     except OSError:
         return None
-    return metrics.Filesystem(mountpoint, used, found.f_blocks * found.f_frsize, found.f_ffree, found.f_files)
+    device = block_device_name(os.major(dev), os.minor(dev))
+    return metrics.Filesystem(device, used, found.f_blocks * found.f_frsize, found.f_ffree, found.f_files)
 
 
 class StatsRPCs:
