@@ -55,9 +55,9 @@ def test_unimplemented_rpcs_name_themselves(crio_daemon: CrioProcess) -> None:
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert "CheckpointContainer" in (err.value.details() or "")
     with pytest.raises(grpc.RpcError) as err:
-        crio_daemon.runtime().ListMetricDescriptors(pb.ListMetricDescriptorsRequest(), timeout=10)
+        crio_daemon.runtime().RestorePod(pb.RestorePodRequest(), timeout=10)
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "ListMetricDescriptors" in (err.value.details() or "")
+    assert "RestorePod" in (err.value.details() or "")
     with pytest.raises(grpc.RpcError) as err:
         list(crio_daemon.runtime().StreamContainers(pb.StreamContainersRequest(), timeout=10))
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
