@@ -16,9 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from crio.core import errors, proc
+from crio.core import errors
 from crio.core.types import RuntimeContainer, RuntimeHandler
-from crio.plugins.runc.runtime import COMMAND_TIMEOUT, RuntimeCLI, error_text
+from crio.plugins.runc.runtime import RuntimeCLI, error_text
 
 STATE_FILE = "state.json"
 # Where runc-compatible runtimes keep their state when run as root without --root: /run/<binary name>.
@@ -90,14 +90,7 @@ def with_cgroup_paths(found: list[RuntimeContainer], root: Path) -> list[Runtime
 async def list_containers(handler: RuntimeHandler) -> list[RuntimeContainer]:
     """``runtime list --format json`` with each container's cgroup directories."""
     cli = RuntimeCLI(handler)
-    try:
-        result = await proc.run(cli.argv("list", "--format", "json"), timeout=COMMAND_TIMEOUT, check=False)
-    except TimeoutError:
-        raise errors.DeadlineExceeded(
-            f"list containers: {cli.path} did not answer within {COMMAND_TIMEOUT:g}s"
-        ) from None
-    except proc.ProcessError as exc:
-        raise errors.Internal(f"list containers: {exc}") from None
+    result = await cli.run("list containers", ["list", "--format", "json"])
     if result.returncode != 0:
         raise errors.Internal(
             f"list containers: {error_text(result.stderr) or f'{cli.path} failed without a message'}"

@@ -110,18 +110,23 @@ class RuntimeCLI:
         """The full command line of one runtime subcommand."""
         return [self.path, *self.global_args(), *args]
 
+    async def run(self, what: str, args: Sequence[str], stdin: bytes | None = None) -> proc.Completed:
+        """Run a subcommand and return it whatever its exit code; ``what`` names the work in the errors of a
+        command that does not answer in time (DeadlineExceeded) or cannot run (Internal)."""
+        try:
+            return await proc.run(self.argv(*args), stdin=stdin, timeout=COMMAND_TIMEOUT, check=False)
+        except TimeoutError:
+            raise errors.DeadlineExceeded(
+                f"{what}: {self.path} did not answer within {COMMAND_TIMEOUT:g}s"
+            ) from None
+        except proc.ProcessError as exc:
+            raise errors.Internal(f"{what}: {exc}") from None
+
     async def call(
         self, action: str, container_id: str, args: Sequence[str], stdin: bytes | None = None
     ) -> proc.Completed:
         """Run a subcommand; a failure raises the classified core error (a timeout: DeadlineExceeded)."""
-        try:
-            result = await proc.run(self.argv(*args), stdin=stdin, timeout=COMMAND_TIMEOUT, check=False)
-        except TimeoutError:
-            raise errors.DeadlineExceeded(
-                f"{action} container {container_id}: {self.path} did not answer within {COMMAND_TIMEOUT:g}s"
-            ) from None
-        except proc.ProcessError as exc:
-            raise errors.Internal(f"{action} container {container_id}: {exc}") from None
+        result = await self.run(f"{action} container {container_id}", args, stdin)
         if result.returncode != 0:
             raise classify(action, container_id, error_text(result.stderr))
         return result
