@@ -138,6 +138,14 @@ class Journal:
             if entry.op in describe:
                 await self.recover(entry, functools.partial(purge, entry), describe[entry.op])
 
+    async def purge_now(
+        self, op: str, object_id: str, purge: Callable[[Entry], Awaitable[None]], what: str, **data: Any
+    ) -> bool:
+        """Journal ``op`` for ``object_id`` and recover it at once with ``purge`` (for leftovers found at
+        start-up): a failure, or a crash meanwhile, leaves the entry for the next start."""
+        intent = await self.begin(op, object_id, **data)
+        return await self.recover(intent.entry, functools.partial(purge, intent.entry), what)
+
     async def recover(self, entry: Entry, purge: Callable[[], Awaitable[None]], what: str) -> bool:
         """Run ``purge`` for an interrupted operation (``what`` names it in the log) and forget its entry;
         when the purge fails the entry is kept, so the next start tries again. Returns whether it worked."""

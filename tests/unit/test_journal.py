@@ -145,3 +145,23 @@ def test_recover_all_takes_only_the_operations_it_is_given(tmp_path: Path) -> No
     run(scenario())
     assert purged == [("run_pod", "p1"), ("remove_pod", "p2")]
     assert sorted(e.object_id for e in journal.pending()) == ["c1", "stuck"]
+
+
+def test_purge_now_keeps_the_entry_only_when_the_purge_fails(tmp_path: Path) -> None:
+    """A leftover found at start-up is purged under a journal entry: gone when it worked, kept when not."""
+    journal = Journal(tmp_path)
+    seen: list[dict[str, object]] = []
+
+    async def purge(entry: Entry) -> None:
+        seen.append(dict(entry.data))
+        if entry.object_id == "stuck":
+            raise OSError("device busy")
+
+    async def scenario() -> tuple[bool, bool]:
+        done = await journal.purge_now("remove_pod", "gone", purge, "leftover pod", handler="")
+        kept = await journal.purge_now("remove_pod", "stuck", purge, "leftover pod", handler="")
+        return done, kept
+
+    assert run(scenario()) == (True, False)
+    assert seen == [{"handler": ""}, {"handler": ""}]
+    assert [e.object_id for e in journal.pending()] == ["stuck"]

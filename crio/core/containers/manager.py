@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 # Journal operations of containers. A creation records no steps: its recovery probes the store (the
 # runtime container can exist only once the storage container does) and purges whatever it finds.
 OP_CREATE, OP_REMOVE = "create_container", "remove_container"
+LEFTOVER = "leftover container"  # how the log names a container purged at start-up without a usable record
 
 
 def storage_name(container_config: ContainerConfig, pod: Sandbox) -> str:
@@ -488,12 +489,16 @@ class ContainerManager:
             container = stored.record
             if container is None:
                 log.warning("container %s has no usable state (%s): removing it", stored.id, stored.problem)
-                await self._discard(stored.id, pod_id=str(stored.metadata.get("pod-id", "")))
+                pod_id = str(stored.metadata.get("pod-id", ""))
+                await self.journal.purge_now(OP_REMOVE, stored.id, self._purge, LEFTOVER, pod_id=pod_id)
                 continue
             if container.pod_id not in self.pods.sandboxes:
                 log.warning("container %s: its pod %s is gone; removing it", container.id, container.pod_id)
-                await self._discard(
+                await self.journal.purge_now(
+                    OP_REMOVE,
                     container.id,
+                    self._purge,
+                    LEFTOVER,
                     name=container.name,
                     pod_id=container.pod_id,
                     handler=container.runtime_handler,
@@ -509,12 +514,6 @@ class ContainerManager:
                     self._watch(container)
         if self.containers:
             log.info("restored %d container(s)", len(self.containers))
-
-    async def _discard(self, container_id: str, **data: str) -> None:
-        """Purge a container found at start-up that no usable record keeps, as a journaled removal: a failure
-        (or a crash) leaves the entry for the next start instead of failing this one."""
-        intent = await self.journal.begin(OP_REMOVE, container_id, **data)
-        await self.journal.recover(intent.entry, lambda: self._purge(intent.entry), "leftover container")
 
     async def close(self) -> None:
         """Stop watching exits (the containers keep running)."""

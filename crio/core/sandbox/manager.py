@@ -468,7 +468,7 @@ class SandboxManager:
         for stored in await self.table.stored(lambda object_id, meta: meta.get("pod-id") == object_id):
             if stored.record is None:
                 log.warning("pod %s has no usable state (%s): removing it", stored.id, stored.problem)
-                await self._discard(stored.id)
+                await self.journal.purge_now(OP_REMOVE, stored.id, self._recover, "leftover pod", handler="")
                 continue
             self.table.adopt(stored.record)
         if self.sandboxes:
@@ -481,15 +481,6 @@ class SandboxManager:
     async def _recover(self, entry: Entry) -> None:
         """Purge the pod of an interrupted run (undo) or removal (finish)."""
         await self._purge(entry, network=entry.op == OP_REMOVE or entry.done(STEP_NETWORK))
-
-    async def _discard(self, pod_id: str) -> None:
-        """Purge a pod found at start-up without a usable record (left by a crio without a journal), as a
-        journaled removal: a failure (or a crash) leaves the entry for the next start instead of failing
-        this one."""
-        intent = await self.journal.begin(OP_REMOVE, pod_id, handler="")
-        await self.journal.recover(
-            intent.entry, lambda: self._purge(intent.entry, network=True), "leftover pod"
-        )
 
 
 def _port_mapping(mapping: PortMapping) -> dict[str, Any]:
