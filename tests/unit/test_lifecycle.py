@@ -322,3 +322,21 @@ def test_racing_commits_record_one_exit(store: Store) -> None:
         assert not await bench.engine.commit(record, only_from=(CREATED, RUNNING), state=EXITED)
 
     run(scenario())
+
+
+def test_events_of_a_creation_name_the_pod(store: Store) -> None:
+    """Creating and abandoned-creation events carry the container's pod, as every later event does."""
+
+    async def scenario() -> None:
+        bench = Bench(store)
+        bench.engine.reserve("k8s_cccc", "c" * 64, "p" * 64)
+        bench.engine.abandon("c" * 64)
+        events = []
+        while bench.events.pending():
+            events.append(bench.events._queue.get_nowait())
+        assert [(e.new_state, e.pod_id) for e in events if e is not None] == [
+            (CREATING, "p" * 64),
+            (REMOVED, "p" * 64),
+        ]
+
+    run(scenario())

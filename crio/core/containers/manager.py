@@ -176,7 +176,7 @@ class ContainerManager:
         await self.images.verify_for_container(found, image, pod.config.metadata.namespace)
         volumes = await imagevolumes.plan(self.images, config, pod.config.metadata.namespace)
         container_id = random_id()
-        self.table.reserve(name, container_id)
+        self.table.reserve(name, container_id, pod.id)
         try:
             intent = await self.journal.begin(
                 OP_CREATE, container_id, name=name, pod_id=pod.id, handler=pod.runtime_handler

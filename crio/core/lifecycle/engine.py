@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from crio.core.errors import AlreadyExists, NotFound
-from crio.core.events import Event, EventBus
+from crio.core.events import EventBus
 from crio.core.idindex import by_id_or_prefix
 from crio.core.lifecycle.machine import CREATING, NEW, REMOVED, REMOVING, StateMachine
 from crio.core.storage.atomic import atomic_write
@@ -88,7 +88,7 @@ class Lifecycle(Generic[R]):
         self.events = events
         self.records: dict[str, R] = {}
         self.names: dict[str, str] = {}  # reserved name → object ID (creating objects included)
-        self._creating: dict[str, str] = {}  # object ID → name, while it is being created
+        self._creating: dict[str, tuple[str, str]] = {}  # object ID → (name, pod ID) while being created
         self._locks: dict[str, asyncio.Lock] = {}
         self._writing: dict[str, asyncio.Lock] = {}  # serializes each record's check-persist-apply
 
@@ -147,8 +147,9 @@ class Lifecycle(Generic[R]):
 
     # ----------------------------------------------------------------------------------------- creation
 
-    def reserve(self, name: str, object_id: str) -> None:
-        """Start creating ``object_id`` under ``name``: reserve the name (AlreadyExists if taken)."""
+    def reserve(self, name: str, object_id: str, pod_id: str = "") -> None:
+        """Start creating ``object_id`` (of pod ``pod_id``; a pod's own ID when empty) under ``name``:
+        reserve the name (AlreadyExists if taken)."""
         holder = self.names.get(name)
         if holder is not None:
             raise AlreadyExists(
@@ -156,8 +157,8 @@ class Lifecycle(Generic[R]):
             )
         self.machine.check(object_id, NEW, CREATING)
         self.names[name] = object_id
-        self._creating[object_id] = name
-        self._publish(object_id, object_id, NEW, CREATING)
+        self._creating[object_id] = (name, pod_id or object_id)
+        self._publish(object_id, pod_id or object_id, NEW, CREATING)
 
     async def created(self, record: R) -> None:
         """A creation succeeded: persist ``record`` (in its first durable state), then make it visible."""
@@ -169,14 +170,14 @@ class Lifecycle(Generic[R]):
 
     def abandon(self, object_id: str) -> None:
         """A creation failed and was undone: release its name."""
-        name = self._creating.pop(object_id, None)
-        if name is not None and self.names.get(name) == object_id:
+        name, pod_id = self._creating.pop(object_id, ("", object_id))
+        if name and self.names.get(name) == object_id:
             del self.names[name]
-        self._publish(object_id, object_id, CREATING, REMOVED)
+        self._publish(object_id, pod_id, CREATING, REMOVED)
 
     def creating(self) -> dict[str, str]:
         """The objects being created (ID → name)."""
-        return dict(self._creating)
+        return {object_id: name for object_id, (name, _pod) in self._creating.items()}
 
     # ------------------------------------------------------------------------------------- transitions
 
@@ -220,8 +221,7 @@ class Lifecycle(Generic[R]):
         self._publish(record.id, record.pod_id, record.state, REMOVED)
 
     def _publish(self, object_id: str, pod_id: str, old: str, new: str) -> None:
-        if old != new:
-            self.events.publish(Event(self.machine.kind, object_id, pod_id, old, new))
+        self.events.transition(self.machine.kind, object_id, pod_id, old, new)
 
     # ---------------------------------------------------------------------------------- persistence
 
