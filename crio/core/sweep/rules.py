@@ -119,15 +119,23 @@ class Scope:
         return path.parent.name if str(path.parent.parent) in self.run_containers_dirs else None
 
 
+def _verdict_of_store(scope: Scope, object_id: str, bundle: str) -> bool | None:
+    """What the store says of a runtime container or monitor: not ours unless its bundle is our storage
+    container ``object_id``'s; then ours with a crio record, not ours with another tool's record, and None
+    (undecided: the caller's own evidence decides) without a record."""
+    if scope.storage_id_of(bundle) != object_id:
+        return False
+    if object_id in scope.crio_records:
+        return True
+    if object_id in scope.other_records:
+        return False
+    return None
+
+
 def runtime_container_is_ours(scope: Scope, container: RuntimeContainer) -> bool:
     """Rule 2: whether a runtime container is this daemon's (owned or not)."""
-    if scope.storage_id_of(container.bundle) != container.id:
-        return False
-    if container.id in scope.crio_records:
-        return True
-    if container.id in scope.other_records:
-        return False
-    return CONTAINER_TYPE in container.annotations
+    verdict = _verdict_of_store(scope, container.id, container.bundle)
+    return CONTAINER_TYPE in container.annotations if verdict is None else verdict
 
 
 def orphan_runtime_containers(scope: Scope, listed: Iterable[RuntimeContainer]) -> list[RuntimeContainer]:
@@ -179,12 +187,9 @@ def parse_monitor(pid: int, argv: Sequence[str], names: Collection[str]) -> Moni
 
 def monitor_is_ours(scope: Scope, monitor: Monitor) -> bool:
     """Rule 3: whether a monitor watches a container of this daemon (owned or not)."""
-    if scope.storage_id_of(monitor.bundle) != monitor.container_id:
-        return False
-    if monitor.container_id in scope.crio_records:
-        return True
-    if monitor.container_id in scope.other_records:
-        return False
+    verdict = _verdict_of_store(scope, monitor.container_id, monitor.bundle)
+    if verdict is not None:
+        return verdict
     return bool(monitor.exit_dir) and _normal(monitor.exit_dir) == scope.exit_dir
 
 
